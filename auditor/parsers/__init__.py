@@ -1,0 +1,45 @@
+"""Parsers: one module per log kind, each a :class:`~auditor.parsers.base.LineParser`.
+
+The registry is discovered: any module in this package that defines LineParser
+subclasses with a ``name`` is picked up, so adding a parser is adding a file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Sequence
+from functools import cache
+
+from auditor.parsers.base import LineParser
+
+_NOT_PARSERS = {"base"}
+
+
+@cache
+def registry() -> dict[str, type[LineParser]]:
+    """All parsers by their ``--type`` name."""
+    found: dict[str, type[LineParser]] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in _NOT_PARSERS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for obj in vars(module).values():
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, LineParser)
+                and obj.__module__ == module.__name__
+                and getattr(obj, "name", None)
+            ):
+                found[obj.name] = obj
+    return dict(sorted(found.items()))
+
+
+def detect(head: Sequence[str]) -> type[LineParser] | None:
+    """The parser most sure of ``head``, or None when none is at least 30% sure."""
+    best: tuple[float, type[LineParser] | None] = (0.3, None)
+    for cls in registry().values():
+        score = cls.sniff(head)
+        if score > best[0]:
+            best = (score, cls)
+    return best[1]

@@ -1,0 +1,1 @@
+"""Sinks: where events and findings go (terminal, JSON, NDJSON, Markdown, Elasticsearch)."""

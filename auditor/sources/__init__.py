@@ -1,0 +1,1 @@
+"""Sources: where input comes from (files, directories, archives, the live host)."""

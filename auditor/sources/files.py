@@ -1,0 +1,80 @@
+"""Opening log files: plain, rotated (``.1``) or gzip-compressed, and walking directories."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+_MAGIC = {
+    b"\x1f\x8b": gzip.open,
+    b"BZh": bz2.open,
+    b"\xfd7zXZ": lzma.open,
+}
+
+
+class SourceError(OSError):
+    """A path that cannot be read, with a one-line reason."""
+
+
+def open_binary(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a file for reading, decompressing gzip/bzip2/xz by content, not name."""
+    try:
+        fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise SourceError(f"{path}: is a directory") from exc
+    except PermissionError as exc:
+        raise SourceError(f"{path}: permission denied") from exc
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot open ({exc.strerror or exc})") from exc
+    head = fh.peek(6)[:6] if hasattr(fh, "peek") else b""
+    for magic, opener in _MAGIC.items():
+        if head.startswith(magic):
+            fh.close()
+            return opener(path, "rb")  # type: ignore[no-any-return,operator]
+    return fh
+
+
+def read_head(path: str | os.PathLike[str], lines: int = 40, limit: int = 65536) -> list[str]:
+    """The first lines of a file (decompressed), decoded leniently, for sniffing."""
+    with open_binary(path) as fh:
+        data = fh.read(limit)
+    return data.decode("utf-8", "replace").splitlines()[:lines]
+
+
+def walk(paths: list[str]) -> Iterator[Path]:
+    """Every regular file under ``paths`` (directories walked, sorted, hidden files skipped).
+
+    Rotated siblings are returned oldest first (``x.log.3.gz, x.log.2, x.log.1, x.log``)
+    so that events come out in time order.
+    """
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = [
+                Path(root) / name
+                for root, dirs, names in os.walk(p)
+                for name in names
+                if not name.startswith(".")
+            ]
+            yield from sorted(files, key=rotation_key)
+        else:
+            yield p
+
+
+def rotation_key(path: Path) -> tuple[str, str, int]:
+    """Sort key that puts ``name.N[.gz]`` before ``name`` and higher N first."""
+    name = path.name
+    for suffix in (".gz", ".bz2", ".xz", ".zst"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    base, _, num = name.rpartition(".")
+    if base and num.isdigit():
+        return (str(path.parent), base, -int(num))
+    return (str(path.parent), name, 1)
