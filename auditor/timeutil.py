@@ -7,7 +7,7 @@ turn them into absolute, timezone-aware instants.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MONTHS = {
@@ -37,7 +37,7 @@ def host_timezone() -> tzinfo:
         return _localtime_zone()
     except (ZoneInfoNotFoundError, ValueError, OSError):
         local = datetime.now().astimezone().tzinfo
-        return local if local is not None else timezone.utc
+        return local if local is not None else UTC
 
 
 def _localtime_zone() -> tzinfo:
@@ -48,7 +48,7 @@ def _localtime_zone() -> tzinfo:
     if marker in target:
         return ZoneInfo(target.split(marker, 1)[1])
     local = datetime.now().astimezone().tzinfo
-    return local if local is not None else timezone.utc
+    return local if local is not None else UTC
 
 
 def parse_timezone(name: str | None) -> tzinfo:
@@ -56,7 +56,7 @@ def parse_timezone(name: str | None) -> tzinfo:
     if not name:
         return host_timezone()
     if name.upper() in ("UTC", "Z", "GMT"):
-        return timezone.utc
+        return UTC
     m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", name)
     if m:
         delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
@@ -91,10 +91,9 @@ class YearInference:
             if (month, day) > (ref.month, ref.day + 1):
                 year -= 1
             self._year = year
-        elif self._last is not None and (month, day) < self._last:
+        elif self._last is not None and self._last[0] - month >= 6:
             # Months going backwards by a lot is a new year; small steps are clock jitter.
-            if self._last[0] - month >= 6:
-                self._year += 1
+            self._year += 1
         self._last = (month, day)
         return self._year
 
@@ -129,5 +128,5 @@ def parse_instant(text: str, tz: tzinfo, now: datetime | None = None) -> datetim
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         ago = parse_duration(text)
-        return (now or datetime.now(timezone.utc)) - ago
+        return (now or datetime.now(UTC)) - ago
     return dt if dt.tzinfo else localize(dt, tz)

@@ -37,7 +37,10 @@ def instant_option(value: str | None, tz: tzinfo, name: str) -> datetime | None:
     try:
         return parse_instant(value, tz)
     except ValueError:
-        fail(f"{name}: cannot read {value!r} (use ISO 8601 such as 2026-11-24T10:00 or a duration such as 2h)")
+        fail(
+            f"{name}: cannot read {value!r} "
+            "(use ISO 8601 such as 2026-11-24T10:00 or a duration such as 2h)"
+        )
 
 
 def clean_errors(func: F) -> F:

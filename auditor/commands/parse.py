@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from auditor.commands._common import clean_errors, err_console, fail, instant_option, timezone_option
+from auditor.commands._common import (
+    clean_errors,
+    err_console,
+    fail,
+    instant_option,
+    timezone_option,
+)
 from auditor.models import Event
 from auditor.parsers import detect, registry
 from auditor.parsers.base import LineParser, ParseContext
@@ -25,7 +31,7 @@ from auditor.sources.scan import ScanStats, scan
 PROGRESS_MIN_BYTES = 64 << 20
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     ndjson = "ndjson"
@@ -51,7 +57,7 @@ def parser_for(path: Path, type_name: str) -> type[LineParser] | None:
 
 def file_context(path: Path, base: ParseContext) -> ParseContext:
     try:
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except OSError:
         mtime = base.reference_time
     return ParseContext(
@@ -97,7 +103,8 @@ def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
                 "events": s.events,
                 "not_understood": s.not_understood,
                 "issues": [
-                    {"line": i.location.line, "reason": i.reason, "text": i.text} for i in s.issues[:20]
+                    {"line": i.location.line, "reason": i.reason, "text": i.text}
+                    for i in s.issues[:20]
                 ],
             }
             for s in stats
@@ -111,14 +118,18 @@ def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
 def print_summary(stats: list[ScanStats], console: Console) -> None:
     table = Table(title="summary", header_style="bold")
     for col in ("file", "parser", "lines", "events", "not understood"):
-        table.add_column(col, justify="right" if col in ("lines", "events", "not understood") else "left")
+        table.add_column(
+            col, justify="right" if col in ("lines", "events", "not understood") else "left"
+        )
     for s in stats:
         note = "" if s.parser != "(none)" else " (kind not recognised: use --type)"
         table.add_row(s.path + note, s.parser, str(s.lines), str(s.events), str(s.not_understood))
     console.print(table)
     for s in stats:
         for issue in s.issues[:5]:
-            console.print(f"[yellow]{issue.location}[/] {issue.reason}: [dim]{issue.text[:100]!r}[/]")
+            console.print(
+                f"[yellow]{issue.location}[/] {issue.reason}: [dim]{issue.text[:100]!r}[/]"
+            )
         if s.not_understood > 5:
             console.print(f"[dim]{s.path}: {s.not_understood - 5} more lines not understood[/]")
 
@@ -129,12 +140,18 @@ def register(app: typer.Typer) -> None:
     @app.command("parse", epilog=EXAMPLES)
     @clean_errors
     def parse_cmd(
-        paths: list[str] = typer.Argument(..., help="Log files or directories (.gz/.bz2/.xz read too)."),
+        paths: list[str] = typer.Argument(
+            ..., help="Log files or directories (.gz/.bz2/.xz read too)."
+        ),
         type_: str = typer.Option(
             "auto", "--type", "-t", help=f"Log kind: {', '.join(kinds)}.", show_default=True
         ),
-        fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
-        since: str | None = typer.Option(None, help="Only events at or after (ISO time or '2h' ago)."),
+        fmt: OutputFormat = typer.Option(
+            OutputFormat.table, "--format", "-f", help="Output format."
+        ),
+        since: str | None = typer.Option(
+            None, help="Only events at or after (ISO time or '2h' ago)."
+        ),
         until: str | None = typer.Option(None, help="Only events before (ISO time or '2h' ago)."),
         tz_name: str | None = typer.Option(
             None, "--timezone", help="Zone of stamps that carry none (default: the host's)."
@@ -142,12 +159,16 @@ def register(app: typer.Typer) -> None:
         boot_time: str | None = typer.Option(
             None, "--boot-time", help="Boot time, to place dmesg's seconds-since-boot (ISO time)."
         ),
-        log_format: str | None = typer.Option(None, help="nginx log_format string of the access log."),
+        log_format: str | None = typer.Option(
+            None, help="nginx log_format string of the access log."
+        ),
         nginx_config: str | None = typer.Option(
             None, help="nginx.conf or 'nginx -T' output to take log_format from."
         ),
         every_line: bool = typer.Option(
-            False, "--every-line", help="Offer every line to the parser (slower; validates all lines)."
+            False,
+            "--every-line",
+            help="Offer every line to the parser (slower; validates all lines).",
         ),
         limit: int = typer.Option(1000, help="Rows shown in table format."),
         strict: bool = typer.Option(False, help="Exit 1 when any line was not understood."),
@@ -170,8 +191,13 @@ def register(app: typer.Typer) -> None:
         total = sum(p.stat().st_size for p in walk(paths) if p.is_file())
         show_progress = total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
         progress = Progress(
-            "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), console=err_console, transient=True, disable=not show_progress,
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err_console,
+            transient=True,
+            disable=not show_progress,
         )
         task = progress.add_task("parsing", total=total)
 

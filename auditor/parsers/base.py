@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar
 
 from auditor.models import Event, Location
@@ -26,9 +26,9 @@ class LineError(ValueError):
 class ParseContext:
     """What parsers need to know beyond the line itself."""
 
-    timezone: tzinfo = timezone.utc
+    timezone: tzinfo = UTC
     # Anchor for year inference: the file's mtime, or now.
-    reference_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    reference_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     # Boot time, to turn dmesg's seconds-since-boot into instants.
     boot_time: datetime | None = None
     host_name: str | None = None

@@ -65,7 +65,8 @@ def write_table(events: Iterable[Event], console: Console, limit: int) -> int:
         if event.status_code is not None:
             detail = f"{event.status_code} {event.http_method or ''} {event.url or ''}".strip()
         table.add_row(
-            event.timestamp.isoformat(timespec="seconds") + (" (rel)" if event.time_relative else ""),
+            event.timestamp.isoformat(timespec="seconds")
+            + (" (rel)" if event.time_relative else ""),
             event.action,
             _endpoint(event.source_ip, event.source_port),
             _endpoint(event.destination_ip, event.destination_port),

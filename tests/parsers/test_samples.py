@@ -100,13 +100,15 @@ def run_sample(sample: Sample, tmp_path: Path) -> tuple[list[dict[str, Any]], Sc
 def test_sample(path: Path, tmp_path: Path) -> None:
     sample = Sample(path)
     assert sample.lines, f"{path}: no sample lines"
-    docs, stats, sample_lines = run_sample(sample, tmp_path)
+    docs, stats, _ = run_sample(sample, tmp_path)
     by_line = {d["log"]["file"]["line"]: d for d in docs}
     issue_lines = {i.location.line for i in stats.issues}
     for clean_no, (n, text, kind, expected) in enumerate(sample.lines, 1):
         where = f"{path.name}:{n}: {text[:80]!r}"
         if kind == "error":
-            assert clean_no in issue_lines, f"{where}: expected 'not understood', got {by_line.get(clean_no)}"
+            assert clean_no in issue_lines, (
+                f"{where}: expected 'not understood', got {by_line.get(clean_no)}"
+            )
             continue
         assert clean_no not in issue_lines, f"{where}: not understood: {stats.issues}"
         if expected is None:
@@ -115,13 +117,17 @@ def test_sample(path: Path, tmp_path: Path) -> None:
         assert clean_no in by_line, f"{where}: expected an event, got none"
         got = flatten(by_line[clean_no])
         for key, value in expected.items():
-            assert got.get(key) == value, f"{where}: {key}: expected {value!r}, got {got.get(key)!r}"
+            assert got.get(key) == value, (
+                f"{where}: {key}: expected {value!r}, got {got.get(key)!r}"
+            )
     golden = path.with_name(path.name + ".expected.ndjson")
     text = "".join(json.dumps(d, sort_keys=True) + "\n" for d in docs)
     if GENERATE:
         golden.write_text(text, encoding="utf-8")
     assert golden.exists(), f"{golden.name} missing; run with AUDITOR_GENERATE=1 to create it"
-    assert golden.read_text(encoding="utf-8") == text, f"{golden.name} differs; AUDITOR_GENERATE=1 to refresh"
+    assert golden.read_text(encoding="utf-8") == text, (
+        f"{golden.name} differs; AUDITOR_GENERATE=1 to refresh"
+    )
 
 
 def test_every_pattern_has_a_sample() -> None:
