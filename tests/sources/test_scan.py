@@ -1,0 +1,110 @@
+"""The scanner: ripgrep and pure-Python paths agree exactly; line numbers, offsets and counts are right."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from auditor.models import Event, Location
+from auditor.parsers.base import LineError, LineParser, ParseContext
+from auditor.sources.scan import ScanStats, scan
+
+
+class Needle(LineParser):
+    """A test parser: lines with 'HIT' are events, with 'BAD' are not understood."""
+
+    name = "needle-test"
+    needles = (b"HIT", b"BAD")
+
+    @classmethod
+    def sniff(cls, head: object) -> float:
+        return 0.0
+
+    def parse(self, line: str, location: Location) -> Event | None:
+        if "BAD" in line:
+            raise LineError("bad line")
+        return Event(timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc), location=location, message=line)
+
+
+def run(path: Path, use_rg: bool, every_line: bool = False) -> tuple[list[tuple[int, int | None, str]], ScanStats]:
+    old = os.environ.pop("AUDITOR_NO_RG", None)
+    if not use_rg:
+        os.environ["AUDITOR_NO_RG"] = "1"
+    try:
+        stats = ScanStats(str(path), "needle-test")
+        events = [
+            (e.location.line, e.location.offset, e.message or "")
+            for e in scan(str(path), Needle(ParseContext(), str(path)), stats, every_line=every_line)
+        ]
+    finally:
+        os.environ.pop("AUDITOR_NO_RG", None)
+        if old is not None:
+            os.environ["AUDITOR_NO_RG"] = old
+    return events, stats
+
+
+def expected(data: bytes) -> Iterator[tuple[int, int, str]]:
+    offset = 0
+    for n, line in enumerate(data.split(b"\n"), 1):
+        raw = line[:-1] if line.endswith(b"\r") else line
+        if b"HIT" in raw and b"BAD" not in raw and raw.strip():
+            yield n, offset, raw.decode("utf-8", "replace")
+        offset += len(line) + 1
+
+
+CASE = (
+    b"noise\nHIT one\r\n\n\xff\xfe HIT invalid utf8\nnul \x00 HIT\nBAD line\n"
+    + b"x" * 300000
+    + b" HIT long\nlast HIT without newline"
+)
+
+
+@pytest.mark.parametrize("use_rg", [False, pytest.param(True, marks=pytest.mark.skipif(
+    shutil.which("rg") is None, reason="ripgrep not installed"))])
+def test_lines_offsets_and_counts(tmp_path: Path, use_rg: bool) -> None:
+    path = tmp_path / "case.log"
+    path.write_bytes(CASE)
+    events, stats = run(path, use_rg)
+    assert events == list(expected(CASE))
+    assert stats.lines == CASE.count(b"\n") + 1
+    assert stats.bytes == len(CASE)
+    assert stats.not_understood == 1 and stats.issues[0].location.line == 6
+    assert stats.events == len(events)
+
+
+def test_gzip_is_read_transparently(tmp_path: Path) -> None:
+    plain = tmp_path / "a.log"
+    plain.write_bytes(CASE)
+    packed = tmp_path / "a.log.1.gz"
+    packed.write_bytes(gzip.compress(CASE))
+    assert run(packed, use_rg=True)[0] == run(plain, use_rg=False)[0]
+
+
+def test_every_line_mode_offers_all_lines(tmp_path: Path) -> None:
+    path = tmp_path / "b.log"
+    path.write_bytes(b"one\ntwo HIT\nthree\n")
+    events, stats = run(path, use_rg=True, every_line=True)
+    assert [e[0] for e in events] == [1, 2, 3]
+    assert stats.candidates == 3 and stats.lines == 3
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from([b"HIT", b"BAD", b"\n", b"\r\n", b"x", b"\x00", b"\xff", b" "]), max_size=80))
+def test_both_paths_agree_on_random_input(tmp_path: Path, parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    path = tmp_path / "r.log"
+    path.write_bytes(data)
+    py_events, py_stats = run(path, use_rg=False)
+    assert py_events == list(expected(data)) if data else py_events == []
+    if shutil.which("rg"):
+        rg_events, rg_stats = run(path, use_rg=True)
+        assert rg_events == py_events
+        assert (rg_stats.lines, rg_stats.not_understood) == (py_stats.lines, py_stats.not_understood)
