@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import datetime
 from typing import Any
 
@@ -147,18 +148,8 @@ class Finding:
     limit: Mapping[str, Any] | None = None
     evidence: tuple[Evidence, ...] = ()
     runners_up: tuple[tuple[str, float], ...] = ()
-
-
-def _put(doc: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    node = doc
-    for part in parts[:-1]:
-        nxt = node.get(part)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            node[part] = nxt
-        node = nxt
-    node[parts[-1]] = value
+    # upstreams, clients, killed process, intentional reason...: shown in reports, not scored
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _plain(value: Any) -> Any:
@@ -173,25 +164,39 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@cache
+def _ecs_paths(cls: type) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(attribute, ECS path split on dots) for every mapped field of ``cls``."""
+    return tuple(
+        (f.name, tuple(f.metadata["ecs"].split(".")))
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("ecs") and f.name != "extra"
+    )
+
+
+_SCALARS = (str, int, float, bool)
+
+
 def to_ecs(event: Event) -> dict[str, Any]:
     """The event as a nested ECS document; empty fields are left out."""
     doc: dict[str, Any] = {}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        path = f.metadata.get("ecs")
-        if path is None or value is None or value == () or value is False:
+    for name, parts in _ecs_paths(type(event)):
+        value = getattr(event, name)
+        if value is None or value == () or value is False:
             continue
-        if f.name == "extra":
-            if value:
-                doc["auditor"] = {**doc.get("auditor", {}), **_plain(value)}
-            continue
-        _put(doc, path, _plain(value))
+        if not isinstance(value, _SCALARS):
+            value = _plain(value)
+        node = doc
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    if event.extra:
+        doc.setdefault("auditor", {}).update(_plain(event.extra))
     loc = event.location
-    _put(doc, "log.file.path", loc.path)
-    if loc.line:
-        _put(doc, "log.file.line", loc.line)
+    log = doc.setdefault("log", {})
+    log["file"] = {"path": loc.path, "line": loc.line} if loc.line else {"path": loc.path}
     if loc.offset is not None:
-        _put(doc, "log.offset", loc.offset)
+        log["offset"] = loc.offset
     return doc
 
 

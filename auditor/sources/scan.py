@@ -71,20 +71,39 @@ def scan(
     stats: ScanStats,
     progress: Callable[[int], None] | None = None,
     every_line: bool = False,
+    start_offset: int = 0,
+    start_line: int = 0,
+    hold_partial: bool = False,
 ) -> Iterator[Event]:
-    """Yield the events of one file. ``every_line`` offers every line to the parser."""
+    """Yield the events of one file. ``every_line`` offers every line to the parser.
+
+    ``start_offset``/``start_line`` resume where an earlier scan stopped (a byte
+    offset at a line start in the decompressed stream, and the count of lines
+    before it) so line numbers stay true; ``hold_partial`` leaves a final line
+    without newline unread (its writer may still be appending). Afterwards
+    ``start_offset + stats.bytes`` and ``stats.lines`` say where to resume.
+    """
     needles = () if every_line else parser.needles
-    rg = _ripgrep() if needles else None
+    resuming = bool(start_offset or start_line or hold_partial)
+    rg = _ripgrep() if needles and not resuming else None
     if rg is not None and _is_plain(path):
         yield from _scan_rg(rg, path, needles, parser, stats, progress)
         return
     with open_binary(path) as fh:
+        if start_offset:
+            fh.seek(start_offset)
         carry = b""
-        lineno = 0  # lines fully consumed before the current block
-        base = 0  # byte offset of the current block's start in the (decompressed) stream
+        lineno = start_line  # lines fully consumed before the current block
+        base = start_offset  # byte offset of the current block's start in the (decompressed) stream
+        stats.lines = start_line
         while True:
-            chunk = fh.read(BLOCK)
-            if not chunk and not carry:
+            try:
+                chunk = fh.read(BLOCK)
+            except (EOFError, OSError, ValueError) as exc:  # truncated or corrupt archive
+                where = Location(parser.path, lineno + 1, base + len(carry))
+                stats.add_issue(ParseIssue(where, parser.name, f"cannot read further: {exc}"))
+                chunk = b""
+            if not chunk and (not carry or hold_partial):
                 break
             block = carry + chunk if carry else chunk
             if chunk:

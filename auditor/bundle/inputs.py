@@ -1,0 +1,276 @@
+"""What an analysis reads: a bundle (archive or directory), any directory of artifacts, a sosreport.
+
+:func:`open_input` returns :class:`Inputs`: host facts and every artifact with
+its kind, recognised by content (a manifest, when present, only adds notes).
+Files that could not be understood are listed in ``problems`` with their path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from auditor.bundle.reader import recognise, snapshot_mark
+from auditor.models import Location, ParseIssue
+from auditor.sources.files import SourceError, read_head
+
+PARSER = "bundle"
+MANIFEST = "manifest.json"
+# Parts of a sosreport worth reading; the rest is not looked at.
+SOS_PLACES = (
+    "sos_commands/networking",
+    "sos_commands/kernel",
+    "sos_commands/firewall_tables",
+    "sos_commands/nginx",
+    "sos_commands/logs",
+    "proc/net",
+    "var/log",
+    "etc/nginx/nginx.conf",
+)
+SOS_LOG_NAMES = ("kern.log", "syslog", "messages", "ufw.log", "nginx")
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """One file of an input and what it is. ``note``: "before"/"after" for counter snapshots,
+    otherwise a free note (the command it came from, the sosreport path...)."""
+
+    kind: str
+    path: str
+    note: str = ""
+
+    @property
+    def phase(self) -> str | None:
+        word = self.note.split(" ", 1)[0]
+        return word if word in ("before", "after") else None
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Everything an analysis can read, and what could not be understood."""
+
+    host: str | None
+    kernel: str | None
+    boot_time: datetime | None
+    timezone: str | None
+    artifacts: tuple[Artifact, ...]
+    problems: tuple[ParseIssue, ...]
+    root: str
+    snapshot_times: tuple[tuple[str, datetime], ...] = ()  # ("before", t), ("after", t)
+
+    def by_kind(self, kind: str) -> tuple[Artifact, ...]:
+        return tuple(a for a in self.artifacts if a.kind == kind)
+
+    def logs(self) -> tuple[Artifact, ...]:
+        """Artifacts whose kind is a log parser's name (kernel, nginx-error, nginx-access...)."""
+        from auditor.parsers import registry
+
+        names = set(registry())
+        return tuple(a for a in self.artifacts if a.kind in names)
+
+    def snapshot_time(self, phase: str) -> datetime | None:
+        return next((t for p, t in self.snapshot_times if p == phase), None)
+
+
+def _problem(path: str, reason: str) -> ParseIssue:
+    return ParseIssue(Location(path), PARSER, reason)
+
+
+def _kind_of(path: str) -> tuple[str | None, list[str]]:
+    head = read_head(path, lines=60)
+    kind = recognise(head)
+    if kind is None:
+        from auditor.parsers import detect
+
+        cls = detect(head)
+        kind = cls.name if cls is not None else None
+    return kind, head
+
+
+def _instant(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _files(root: str) -> Iterator[str]:
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                yield os.path.join(dirpath, name)
+
+
+def _extract(archive: str) -> str:
+    dest = tempfile.mkdtemp(prefix="auditor-input-")
+    atexit.register(shutil.rmtree, dest, True)
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise SourceError(f"{archive}: not a readable archive ({exc})") from exc
+    entries = [e for e in os.listdir(dest) if not e.startswith(".")]
+    if len(entries) == 1 and os.path.isdir(os.path.join(dest, entries[0])):
+        return os.path.join(dest, entries[0])
+    return dest
+
+
+def _is_archive(path: str) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except Exception as exc:  # truncated gzip/xz raise EOFError, zlib.error, LZMAError...
+        raise SourceError(f"{path}: not a readable archive or compressed file ({exc})") from exc
+
+
+def open_input(path: str) -> Inputs:
+    """Read a bundle archive or directory, a directory of artifacts, a sosreport, or one file."""
+    if not os.path.exists(path):
+        raise SourceError(f"{path}: no such file or directory")
+    if os.path.isfile(path):
+        if _is_archive(path):
+            return _open_dir(_extract(path), origin=path)
+        try:
+            kind, _ = _kind_of(path)
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise SourceError(f"{path}: cannot read ({exc})") from exc
+        problems = () if kind else (_problem(path, "kind of file not recognised"),)
+        arts = (Artifact(kind, path),) if kind else ()
+        return Inputs(None, None, None, None, arts, problems, os.path.dirname(path) or ".")
+    return _open_dir(path, origin=path)
+
+
+def _open_dir(root: str, origin: str) -> Inputs:
+    if os.path.isdir(os.path.join(root, "sos_commands")):
+        return _open_sos(root)
+    manifest: dict[str, object] = {}
+    problems: list[ParseIssue] = []
+    mpath = os.path.join(root, MANIFEST)
+    if os.path.isfile(mpath):
+        try:
+            with open(mpath, encoding="utf-8") as fh:
+                loaded = json.load(fh)
+            manifest = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError) as exc:
+            problems.append(_problem(mpath, f"manifest not readable ({exc})"))
+    notes = {}
+    for entry in manifest.get("artifacts", []) or []:  # type: ignore[attr-defined]
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            notes[os.path.normpath(entry["path"])] = str(entry.get("note", ""))
+    artifacts, times = _recognise_all(root, _files(root), notes, problems, report_unknown=True)
+    host = manifest.get("host") if isinstance(manifest.get("host"), dict) else {}
+    assert isinstance(host, dict)
+    for phase, stamp in (manifest.get("snapshots") or {}).items():  # type: ignore[attr-defined]
+        when = _instant(stamp)
+        if when is not None and phase not in dict(times):
+            times.append((phase, when))
+    return Inputs(
+        host=host.get("name"),
+        kernel=host.get("kernel"),
+        boot_time=_instant(host.get("boot_time")),
+        timezone=host.get("timezone"),
+        artifacts=tuple(artifacts),
+        problems=tuple(problems),
+        root=root,
+        snapshot_times=tuple(sorted(times, key=lambda t: t[1])),
+    )
+
+
+def _recognise_all(
+    root: str,
+    paths: Iterator[str],
+    notes: dict[str, str],
+    problems: list[ParseIssue],
+    report_unknown: bool,
+) -> tuple[list[Artifact], list[tuple[str, datetime]]]:
+    artifacts: list[Artifact] = []
+    times: dict[str, datetime] = {}
+    for path in paths:
+        rel = os.path.normpath(os.path.relpath(path, root))
+        if rel == MANIFEST:
+            continue
+        try:
+            kind, head = _kind_of(path)
+        except Exception as exc:  # one unreadable file must not hide the others
+            problems.append(_problem(path, f"cannot read ({exc})"))
+            continue
+        if kind is None:
+            if report_unknown and os.path.getsize(path) > 0:
+                problems.append(_problem(path, "kind of file not recognised; not used"))
+            continue
+        note = notes.get(rel, "")
+        mark = snapshot_mark(head)
+        if mark is not None:
+            note = note if note else mark[0]
+            when = _instant(mark[1])
+            if when is not None:
+                times.setdefault(mark[0], when)
+        artifacts.append(Artifact(kind, path, note))
+    return artifacts, sorted(times.items(), key=lambda t: t[1])
+
+
+def _read_small(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(4096).strip()
+    except OSError:
+        return None
+
+
+def _open_sos(root: str) -> Inputs:
+    problems: list[ParseIssue] = []
+
+    def places() -> Iterator[str]:
+        for place in SOS_PLACES:
+            full = os.path.join(root, place)
+            if os.path.isfile(full):
+                yield full
+            elif place == "var/log":
+                for path in _files(full):
+                    rel = os.path.relpath(path, full)
+                    if any(rel == n or rel.startswith((n + ".", n + "/")) for n in SOS_LOG_NAMES):
+                        yield path
+            elif os.path.isdir(full):
+                yield from _files(full)
+
+    artifacts, times = _recognise_all(root, places(), {}, problems, report_unknown=False)
+    artifacts = [
+        Artifact(a.kind, a.path, a.note or "sosreport " + os.path.relpath(a.path, root))
+        for a in artifacts
+    ]
+    uname = _read_small(os.path.join(root, "uname")) or ""
+    parts = uname.split()
+    return Inputs(
+        host=_read_small(os.path.join(root, "hostname")),
+        kernel=parts[2] if len(parts) > 2 else None,
+        boot_time=None,
+        timezone=None,
+        artifacts=tuple(artifacts),
+        problems=tuple(problems),
+        root=root,
+        snapshot_times=tuple(times),
+    )
+
+
+def live_inputs(
+    since: timedelta = timedelta(hours=2), sample: float = 0.0, logs: bool = True
+) -> Inputs:
+    """Collect the live host into a temporary bundle directory and open it
+    (``logs=False``: limits, counters, listeners and rules only)."""
+    from auditor.bundle.collect import collect_dir
+
+    dest = tempfile.mkdtemp(prefix="auditor-live-")
+    atexit.register(shutil.rmtree, dest, True)
+    collect_dir(dest, since=since, sample=sample, logs=logs)
+    return open_input(dest)

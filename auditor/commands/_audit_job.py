@@ -1,0 +1,243 @@
+"""The scheduled audit job: new log lines -> events -> findings -> Elasticsearch, exactly once.
+
+Order of one run (a crash between any two steps loses and duplicates nothing):
+
+1. load the state (first run: fix the window start durably);
+2. send the spool left by an earlier outage; a segment is deleted once acknowledged;
+3. read what is new in every input (resuming at saved offsets, following rotation),
+   ship reset events in bulk chunks as they stream; what cannot be delivered is
+   spooled (fsynced) instead;
+4. correlate, ship findings; ship the run's snapshot (limits, counter deltas, ruleset);
+5. write the new state atomically — only now, after everything was acknowledged
+   by Elasticsearch or is safe in the spool.
+
+Every document id is deterministic, so repeating steps 2-4 after a crash only
+produces 409 answers, which count as delivered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from auditor.commands._audit_snapshot import Correlation, read_host, snapshot_body
+from auditor.config import AuditConfig, InputConfig
+from auditor.parsers import detect, registry
+from auditor.parsers.base import LineParser, ParseContext
+from auditor.sinks.elasticsearch import DeadLetter, EsSink, SendResult, make_client
+from auditor.sinks.es_docs import DocBuilder, Window
+from auditor.sinks.es_templates import StreamNames
+from auditor.sinks.spool import Doc, Spool
+from auditor.sources.files import SourceError, read_head
+from auditor.sources.follow import ReadPlan, finished, plan_input, read_plan
+from auditor.sources.scan import ScanStats
+from auditor.sources.state import AuditState, FileState, load_state, save_state
+from auditor.timeutil import parse_duration, parse_timezone
+
+
+@dataclass
+class AuditReport:
+    """What one run did, for the summary line and the exit code."""
+
+    files: list[ScanStats] = field(default_factory=list)
+    events: int = 0
+    older_than_since: int = 0
+    findings: int = 0
+    sent: SendResult = field(default_factory=SendResult)
+    spooled: int = 0
+    spool_sent: int = 0
+    dropped: int = 0
+    mode: str | None = None
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _Shipper:
+    """Buffers documents into bulk chunks; sends them, or spools what could not go."""
+
+    def __init__(self, sink: EsSink | None, spool: Spool | None, cfg: AuditConfig,
+                 report: AuditReport) -> None:
+        self.sink, self.spool, self.report = sink, spool, report
+        self.max_docs, self.max_bytes = cfg.es.bulk_docs, cfg.es.bulk_bytes
+        self.buf: list[Doc] = []
+        self.size = 0
+
+    def add(self, doc: Doc) -> None:
+        self.report.by_kind[doc.kind] = self.report.by_kind.get(doc.kind, 0) + 1
+        self.buf.append(doc)
+        self.size += len(doc.source) + 100
+        if len(self.buf) >= self.max_docs or self.size >= self.max_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        docs, self.buf, self.size = self.buf, [], 0
+        if not docs or (self.sink is None and self.spool is None):
+            return  # dry run
+        undelivered = docs
+        if self.sink is not None:
+            result = self.sink.send(docs)
+            self.report.sent.add(result)
+            undelivered = result.undelivered
+        if undelivered and self.spool is not None:
+            self.report.dropped += self.spool.append(undelivered)
+            self.report.spooled += len(undelivered)
+
+
+def _drain(sink: EsSink, spool: Spool, report: AuditReport, chunk: int) -> None:
+    """Send the spool, oldest segment first; keep a segment until all of it is delivered."""
+    for seg in spool.segments():
+        if sink.down:
+            return
+        docs = list(spool.read(seg))
+        left: list[Doc] = []
+        for i in range(0, len(docs), chunk):
+            result = sink.send(docs[i : i + chunk])
+            report.spool_sent += result.created + result.duplicates
+            report.sent.dead += result.dead
+            left.extend(result.undelivered)
+        if left:
+            return  # keep the segment whole: resending it later only yields 409s
+        spool.remove(seg)
+
+
+def _parser_for(inp: InputConfig, path: str, parsers: Mapping[str, type[LineParser]]
+                ) -> type[LineParser] | None:
+    if inp.type != "auto":
+        return parsers.get(inp.type)
+    try:
+        return detect(read_head(path))
+    except (SourceError, OSError, EOFError):
+        return None
+
+
+def _context(base: ParseContext, plan: ReadPlan) -> ParseContext:
+    mtime = datetime.fromtimestamp(plan.st.st_mtime, UTC)
+    return ParseContext(base.timezone, mtime, base.boot_time, base.host_name, base.options)
+
+
+def run_audit(
+    cfg: AuditConfig,
+    *,
+    dry_run: bool = False,
+    parsers: Mapping[str, type[LineParser]] | None = None,
+    host_snapshot: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+    on_event: Callable[[int], None] | None = None,
+) -> AuditReport:
+    """One scheduled audit run (see the module docstring for its order of steps)."""
+    parsers = registry() if parsers is None else parsers
+    report = AuditReport(dry_run=dry_run)
+    now = datetime.now(UTC)
+    cutoff = now - parse_duration(cfg.since) if cfg.since else None
+    prev = load_state(cfg.state)
+    state = prev if prev is not None else AuditState(host=cfg.host)
+    if prev is None:
+        state.watermark = cutoff or now - timedelta(days=1)
+        if not dry_run:
+            save_state(cfg.state, state)  # fixes the first window: re-runs give the same ids
+    window = Window(state.watermark, now)
+    names = StreamNames(cfg.es.namespace)
+    builder = DocBuilder(cfg.host, names)
+
+    sink: EsSink | None = None
+    spool: Spool | None = None
+    if not dry_run:
+        spool = Spool(cfg.spool, cfg.spool_max_bytes)
+        sink = EsSink(make_client(cfg.es), names, DeadLetter(cfg.dead_letter), cfg.es, sleep=sleep)
+        try:
+            report.mode = sink.setup()
+        except Exception as exc:
+            sink.down = sink.down or f"setup: {type(exc).__name__}: {exc}"
+        if not sink.down:
+            _drain(sink, spool, report, cfg.es.bulk_docs)
+    shipper = _Shipper(sink, spool, cfg, report)
+    correlation = Correlation()
+
+    tz = parse_timezone(cfg.timezone)
+    base = ParseContext(timezone=tz, host_name=cfg.host)
+    new_files: dict[str, FileState] = {}
+    for inp in cfg.inputs:
+        follow = plan_input(inp.key, inp.path, state, cutoff)
+        report.problems.extend(follow.problems)
+        for entry in follow.kept:
+            new_files[entry.identity] = entry
+        for plan in follow.plans:
+            cls = _parser_for(inp, plan.path, parsers)
+            if cls is None:
+                report.problems.append(f"{plan.path}: log kind not recognised (set type in inputs)")
+                new_files[plan.entry.identity] = plan.entry
+                continue
+            stats = ScanStats(plan.path, cls.name)
+            report.files.append(stats)
+            parser = cls(_context(base, plan), plan.path)
+            for event in read_plan(plan, parser, stats):
+                if plan.skip_before is not None and event.timestamp < plan.skip_before:
+                    report.older_than_since += 1
+                    continue
+                report.events += 1
+                correlation.add(event)
+                shipper.add(builder.event(event, inp.key, plan.entry.identity))
+                if on_event is not None:
+                    on_event(report.events)
+            new_files[plan.entry.identity] = finished(plan, stats)
+            for issue in stats.issues[:5]:
+                report.notes.append(f"{issue.location}: {issue.reason}")
+
+    snap = read_host(host_snapshot)
+    for finding in correlation.findings(snap, now):
+        report.findings += 1
+        shipper.add(builder.finding(finding, window))
+    if correlation.reason:
+        report.notes.append(correlation.reason)
+    spool_info = {"dropped": report.dropped, "pending": spool.pending() if spool else 0}
+    body = snapshot_body(snap, state.counters, state.ruleset, spool_info, len(report.files),
+                         report.events)
+    shipper.add(builder.snapshot(window, body))
+    shipper.flush()
+    if sink is not None and sink.down:
+        report.problems.append(f"Elasticsearch unreachable, {report.spooled} documents spooled: "
+                               f"{sink.down}")
+    if dry_run:
+        return report
+    state.files = new_files
+    state.watermark = now
+    state.host = cfg.host
+    if snap.counters:
+        state.counters = snap.counters
+    if snap.ruleset_fingerprint:
+        state.ruleset = snap.ruleset_fingerprint
+    state.runs += 1
+    save_state(cfg.state, state)
+    return report
+
+
+def summary(report: AuditReport) -> dict[str, Any]:
+    """The report as a JSON-ready summary."""
+    return {
+        "dry_run": report.dry_run,
+        "mode": report.mode,
+        "files": [{"path": s.path, "parser": s.parser, "lines": s.lines, "events": s.events,
+                   "not_understood": s.not_understood} for s in report.files],
+        "events": report.events,
+        "older_than_since": report.older_than_since,
+        "findings": report.findings,
+        "documents": report.by_kind,
+        "created": report.sent.created,
+        "duplicates": report.sent.duplicates,
+        "dead_letter": report.sent.dead,
+        "retries": report.sent.retries,
+        "spooled": report.spooled,
+        "spool_sent": report.spool_sent,
+        "spool_dropped": report.dropped,
+        "problems": report.problems,
+        "notes": report.notes,
+    }

@@ -1,0 +1,244 @@
+"""``auditor rules``: show the firewall as auditor reads it, trace packets, lint the rules."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from enum import StrEnum
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from auditor.commands._common import clean_errors, err_console, fail
+from auditor.firewall import FirewallError, read_file, read_ipsets, read_live, trace
+from auditor.firewall.ipset import IpSets
+from auditor.firewall.lint import lint, listening_ports
+from auditor.firewall.model import Packet, PacketError, RuleRef, Ruleset, TraceEnv, TraceResult
+
+EXAMPLES = """
+[bold]Examples[/]
+
+  auditor rules show                                  live rules of every backend
+  auditor rules show --from iptables.rules --backend iptables-nft
+  auditor rules trace --src 198.51.100.7 --dst 192.0.2.10 --dport 443 --in eth0
+  auditor rules trace --from ruleset.json --src 2001:db8::7 --dst 2001:db8::1 --dport 22 -f json
+  auditor rules trace --from iptables.rules --packets packets.ndjson > verdicts.ndjson
+  auditor rules lint --from iptables.rules --ss ss-ltn.txt --format json
+"""
+
+
+class Fmt(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _load(sources: list[str], ipsets_file: str | None, backend: str | None
+          ) -> tuple[list[Ruleset], TraceEnv]:
+    sets: IpSets | None = read_ipsets(ipsets_file) if ipsets_file else None
+    if sources:
+        try:
+            rulesets = [read_file(s, sets) for s in sources]
+        except FirewallError as exc:
+            fail(str(exc))
+        env = TraceEnv()
+    else:
+        state = read_live()
+        for p in state.problems:
+            err_console.print(f"[yellow]auditor: could not read[/] {p}", soft_wrap=True)
+        for w in state.warnings:
+            err_console.print(f"[bold yellow]auditor: warning:[/] {w}", soft_wrap=True)
+        rulesets, env = state.rulesets, state.env
+    for rs in rulesets:
+        for issue in rs.issues[:20]:
+            err_console.print(f"[yellow]{issue.location}[/] {issue.reason}: [dim]{issue.text!r}[/]",
+                              soft_wrap=True)
+        if len(rs.issues) > 20:
+            err_console.print(f"[dim]{rs.origin}: {len(rs.issues) - 20} more issues[/]")
+    if backend:
+        rulesets = [rs for rs in rulesets if rs.backend == backend]
+    return rulesets, env
+
+
+def _rule_cells(r: RuleRef) -> list[str]:
+    where = f"#{r.position}" if r.position is not None else f"h{r.handle}"
+    counters = "" if r.packets is None else f"{r.packets}/{r.bytes}"
+    return [f"{r.family} {r.table} {r.chain} {where}", r.text, counters, r.owner or ""]
+
+
+def _show(rulesets: list[Ruleset], fmt: Fmt) -> None:
+    if fmt is Fmt.json:
+        doc = [{"backend": rs.backend, "origin": rs.origin,
+                "policies": [p.to_json() for p in rs.policies()],
+                "rules": [{**r.to_json(), "can_reset": r.can_reset} for r in rs.rules()],
+                "issues": [{"location": str(i.location), "reason": i.reason} for i in rs.issues]}
+               for rs in rulesets]
+        print(json.dumps(doc, indent=2))
+        return
+    console = Console()
+    for rs in rulesets:
+        table = Table(title=f"{rs.backend} ({rs.origin})", header_style="bold", expand=False)
+        for col in ("where", "rule", "pkts/bytes", "owner"):
+            table.add_column(col, overflow="fold")
+        for p in rs.policies():
+            table.add_row(f"{p.family} {p.table} {p.chain}", f"policy {p.policy}",
+                          "" if p.packets is None else f"{p.packets}/{p.bytes}", "")
+        for r in rs.rules():
+            cells = _rule_cells(r)
+            style = "bold red" if r.can_reset else ("red" if r.target == "reject" else None)
+            table.add_row(*cells, style=style)
+        console.print(table)
+    console.print("[bold red]bold red[/]: rules that answer with a TCP reset; "
+                  "[red]red[/]: other REJECTs")
+
+
+def _print_trace(result: TraceResult, console: Console) -> None:
+    how = result.verdict.upper() + (f" ({result.reject_with})" if result.reject_with else "")
+    console.print(f"[bold]verdict:[/] {how}")
+    if result.rule is not None:
+        r = result.rule
+        console.print(f"[bold]decided by:[/] {r.label}  [dim]{r.location or ''}[/]")
+        console.print(f"  {r.text}")
+        if r.packets is not None:
+            console.print(f"  counters: {r.packets} packets, {r.bytes} bytes")
+    elif result.policy is not None:
+        p = result.policy
+        console.print(f"[bold]decided by:[/] policy {p.policy} of {p.backend} {p.family} "
+                      f"{p.table} {p.chain}")
+    if result.path:
+        console.print("[bold]path:[/]")
+        for r in result.path:
+            console.print(f"  {r.label}: {r.text}", soft_wrap=True)
+    for c in result.conditional:
+        console.print(f"[yellow]may decide[/] ({c.verdict}) when {c.condition}: "
+                      f"{c.rule.label}: {c.rule.text}", soft_wrap=True)
+    for n in result.not_evaluated:
+        console.print(f"[magenta]not evaluated[/] ({n.reason}): {n.rule.label}: {n.rule.text}",
+                      soft_wrap=True)
+
+
+def _packets_stream(path: str, rulesets: list[Ruleset], env: TraceEnv) -> int:
+    fh = sys.stdin if path == "-" else open(path)  # noqa: SIM115
+    bad = 0
+    try:
+        for no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                packet = Packet.from_json(json.loads(line))
+            except (ValueError, PacketError) as exc:
+                bad += 1
+                print(json.dumps({"error": str(exc), "line": no, "file": path}))
+                err_console.print(f"[yellow]{path}:{no}[/] {exc}")
+                continue
+            result = trace(rulesets, packet, env)
+            print(json.dumps({"packet": packet.to_json(), **result.to_json()}))
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
+    return bad
+
+
+def register(app: typer.Typer) -> None:
+    rules = typer.Typer(help="Firewall rules: show, trace a packet, lint.", no_args_is_help=True,
+                        rich_markup_mode="rich")
+    app.add_typer(rules, name="rules", epilog=EXAMPLES)
+    from_opt = typer.Option([], "--from", help="iptables-save dump or nft -j JSON (repeatable).")
+    ipsets_opt = typer.Option(None, "--ipsets", help="'ipset save' output for -m set matches.")
+
+    @rules.command("show", epilog=EXAMPLES)
+    @clean_errors
+    def show_cmd(
+        backend: str | None = typer.Option(
+            None, help="Only this backend: iptables-legacy, iptables-nft, nftables."),
+        sources: list[str] = from_opt,
+        ipsets: str | None = ipsets_opt,
+        fmt: Fmt = typer.Option(Fmt.table, "--format", "-f"),
+    ) -> None:
+        """The ruleset as auditor understands it; rules that can reset are highlighted."""
+        rulesets, _ = _load(sources, ipsets, backend)
+        _show(rulesets, fmt)
+
+    @rules.command("trace", epilog=EXAMPLES)
+    @clean_errors
+    def trace_cmd(
+        src: str | None = typer.Option(None, help="Source address."),
+        dst: str | None = typer.Option(None, help="Destination address."),
+        sport: int | None = typer.Option(None, help="Source port."),
+        dport: int | None = typer.Option(None, help="Destination port."),
+        proto: str = typer.Option("tcp", help="tcp, udp, icmp, ..."),
+        iif: str | None = typer.Option(None, "--in", help="Input interface."),
+        oif: str | None = typer.Option(None, "--out", help="Output interface."),
+        state: str = typer.Option("new", help="new, established, related, invalid, untracked."),
+        direction: str = typer.Option("input", help="input, forward or output."),
+        flags: str | None = typer.Option(None, help="TCP flags, e.g. SYN or ACK,RST."),
+        mark: int | None = typer.Option(None, help="Packet mark."),
+        sources: list[str] = from_opt,
+        ipsets: str | None = ipsets_opt,
+        local: list[str] = typer.Option([], "--local", help="A local address (addrtype LOCAL)."),
+        packets: str | None = typer.Option(None, help="NDJSON packets file, or - for stdin."),
+        fmt: Fmt = typer.Option(Fmt.table, "--format", "-f"),
+    ) -> None:
+        """The verdict for a packet, the rule that decides it, and the path of matched rules."""
+        rulesets, env = _load(sources, ipsets, None)
+        if local:
+            env = TraceEnv(frozenset(local) | env.local_addresses)
+        if packets is not None:
+            if _packets_stream(packets, rulesets, env):
+                raise typer.Exit(1)
+            return
+        if src is None or dst is None:
+            fail("give --src and --dst (or --packets FILE)")
+        try:
+            packet = Packet.build(src=src, dst=dst, sport=sport, dport=dport, proto=proto,
+                                  iif=iif, oif=oif, ct_state=state, direction=direction,
+                                  tcp_flags=flags, mark=mark)
+        except PacketError as exc:
+            fail(str(exc))
+        result = trace(rulesets, packet, env)
+        if fmt is Fmt.json:
+            print(json.dumps(result.to_json(), indent=2))
+        else:
+            _print_trace(result, Console())
+
+    @rules.command("lint", epilog=EXAMPLES)
+    @clean_errors
+    def lint_cmd(
+        sources: list[str] = from_opt,
+        ipsets: str | None = ipsets_opt,
+        ss: str | None = typer.Option(None, help="Saved 'ss -ltnH' output (default: run ss)."),
+        zero: bool = typer.Option(True, "--zero/--no-zero", help="Report zero-counter rules."),
+        fmt: Fmt = typer.Option(Fmt.table, "--format", "-f"),
+    ) -> None:
+        """Resetting rules, INVALID drops, low limits, shadowed and never-matched rules."""
+        rulesets, _ = _load(sources, ipsets, None)
+        if ss:
+            with open(ss) as fh:
+                listening = listening_ports(fh.read())
+        else:
+            listening = listening_ports(_ss_live())
+        found = [f for f in lint(rulesets, listening) if zero or f.kind != "zero-counters"]
+        if fmt is Fmt.json:
+            print(json.dumps([f.to_json() for f in found], indent=2))
+            return
+        table = Table(title="firewall lint", header_style="bold")
+        for col in ("severity", "kind", "rule", "why"):
+            table.add_column(col, overflow="fold")
+        order = {"high": 0, "medium": 1, "low": 2, "info": 3}
+        for f in sorted(found, key=lambda f: order.get(f.severity, 9)):
+            table.add_row(f.severity, f.kind, f"{f.rule.label}\n{f.rule.text}", f.message)
+        Console().print(table)
+
+
+def _ss_live() -> str:
+    exe = shutil.which("ss")
+    if exe is None:
+        return ""
+    try:
+        proc = subprocess.run([exe, "-ltnH"], capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout

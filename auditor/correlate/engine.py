@@ -1,0 +1,227 @@
+"""The correlation engine: events + rule sets + host state + the engineer's query -> Report.
+
+``correlate`` streams events into compact per-group aggregates (see
+:mod:`auditor.correlate.grouping`), traces the packets of logged rejects and of the
+query through the firewall rules, adds synthetic groups for resets only counters or
+rule counters show, scores every cause of the catalog for every group, and merges
+the winners into findings. What no cause explains is counted and kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from auditor.correlate import fwlink
+from auditor.correlate.catalog import Catalog, Cause, load_default
+from auditor.correlate.findings import build_finding, merge_findings, notes_for
+from auditor.correlate.grouping import WINDOW, Aggregator, Group
+from auditor.correlate.report import Report, Unexplained
+from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
+from auditor.correlate.state import StateView, view_of
+from auditor.models import Event, Finding
+
+MAX_TRACES = 200
+
+
+def correlate(
+    events: Iterable[Event] | Aggregator,
+    rulesets: Sequence[Any] | None = None,
+    state: Any = None,
+    query: Query | None = None,
+    catalog: Catalog | None = None,
+    window: timedelta = WINDOW,
+    now: datetime | None = None,
+) -> Report:
+    """Diagnose: name the cause of each group of resets, with evidence and remedy."""
+    catalog = catalog or load_default()
+    query = query or Query()
+    rulesets = list(rulesets or ())
+    view = view_of(state)
+    agg = events if isinstance(events, Aggregator) else Aggregator(window).feed(events)
+    groups = agg.groups()
+    facts = {id(g): GroupFacts() for g in groups}
+    _trace_groups(groups, facts, rulesets)
+    query_group, query_facts = _query_group(groups, facts, query, rulesets, view, agg, now)
+    if query_group is not None:
+        groups.append(query_group)
+        facts[id(query_group)] = query_facts
+    results: list[tuple[Group, list[Scored]]] = [
+        (g, rank(catalog.causes, g, agg.context, view, facts[id(g)])) for g in groups
+    ]
+    winners = {r[0].cause.id for _, r in results if r and r[0].score >= MINIMUM}
+    cited = {fwlink.rule_key(r[0].rule.rule) for _, r in results if r and r[0].rule}
+    start, end = agg.first or (query_group.first if query_group else None), agg.last
+    for extra in _counter_groups(catalog, view, winners, start, end, now) + _rule_groups(
+        rulesets, cited, start, end, now
+    ):
+        group, gfacts, only = extra
+        pool = [c for c in catalog.causes if only is None or c.id == only]
+        results.append((group, rank(pool, group, agg.context, view, gfacts)))
+    findings: list[Finding] = []
+    unexplained: list[Unexplained] = []
+    timeline: dict[int, Counter[str]] = {}
+    for group, ranked in results:
+        best = ranked[0] if ranked else None
+        label = "unexplained"
+        if best is not None and best.score >= MINIMUM:
+            gf = facts.get(id(group))
+            findings.append(build_finding(group, best, ranked[1:4], bool(gf and gf.query)))
+            label = best.cause.id
+        elif group.resets or group.synthetic == "query":
+            unexplained.append(_unexplained(group, best))
+        for minute, n in group.per_minute().items():
+            timeline.setdefault(minute, Counter())[label] += n
+    merged = merge_findings(findings)
+    total = sum(g.resets for g, _ in results)
+    explained = sum(f.resets for f in merged)
+    return Report(
+        host=view.host,
+        start=start,
+        end=end,
+        total=max(total, explained),
+        explained=explained,
+        intentional=sum(f.resets for f in merged if f.intentional),
+        findings=tuple(merged),
+        unexplained=tuple(sorted(unexplained, key=lambda u: -u.resets)),
+        notes=tuple(notes_for(catalog, view, merged, rulesets)),
+        timeline=tuple(
+            (datetime.fromtimestamp(m * 60, UTC), dict(c)) for m, c in sorted(timeline.items())
+        ),
+        query={k: v for k, v in (("port", query.port), ("client", query.client)) if v is not None},
+        events=agg.events,
+    )
+
+
+def _trace_groups(groups: list[Group], facts: dict[int, GroupFacts], rulesets: list[Any]) -> None:
+    if not rulesets:
+        return
+    budget = MAX_TRACES
+    for group in groups:
+        seen: set[tuple[Any, ...]] = set()
+        for event in group.packets:
+            if budget <= 0:
+                return
+            budget -= 1
+            traced = fwlink.trace(rulesets, fwlink.packet_from_event(event))
+            if traced is None and event.extra.get("tcp_flags") is not None:
+                # A logged mid-stream packet that established state lets through: INVALID?
+                traced = fwlink.trace(rulesets, fwlink.packet_from_event(event, "invalid"))
+            if traced is not None and fwlink.rule_key(traced.rule) not in seen:
+                seen.add(fwlink.rule_key(traced.rule))
+                facts[id(group)].traced.append((traced, True))
+
+
+def _query_group(
+    groups: list[Group],
+    facts: dict[int, GroupFacts],
+    query: Query,
+    rulesets: list[Any],
+    view: StateView,
+    agg: Aggregator,
+    now: datetime | None,
+) -> tuple[Group | None, GroupFacts]:
+    gf = GroupFacts(query=True)
+    if query.port is None and query.client is None:
+        return None, gf
+    traced = None
+    if query.port is not None:
+        traced = fwlink.trace(rulesets, fwlink.packet_from_query(query.port, query.client))
+    matched = [g for g in groups if query.matches(g)]
+    for group in matched:
+        facts[id(group)].query = True
+        if traced is not None:
+            facts[id(group)].traced.append((traced, True))
+    if matched:
+        return None, gf
+    ts = agg.last or agg.first or now or datetime.now(UTC)
+    group = Group(query.port, None, agg.first or ts, ts, synthetic="query", fixed_resets=0)
+    if query.port is not None:
+        group.ports[query.port] += 1
+    if query.client:
+        group.clients[query.client] += 1
+    if traced is not None:
+        gf.traced.append((traced, True))
+    if query.port is not None and view.has_listener(query.port) is False:
+        gf.facts.add("no-listener")
+    return group, gf
+
+
+def _counter_groups(
+    catalog: Catalog,
+    view: StateView,
+    winners: set[str],
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime | None,
+) -> list[tuple[Group, GroupFacts, str | None]]:
+    """Resets only kernel counters show (no log line): one group per cause they anchor."""
+    out: list[tuple[Group, GroupFacts, str | None]] = []
+    for cause in catalog.causes:
+        if cause.role != "cause" or cause.id in winners:
+            continue
+        hits = [
+            h
+            for spec in cause.evidence
+            if spec.kind == "counter" and spec.anchor
+            for h in view.counter_hits(spec.strings("names"))
+        ]
+        if not hits:
+            continue
+        t1 = end or now or datetime.now(UTC)
+        t0 = start or t1
+        group = Group(
+            None,
+            None,
+            t0,
+            t1,
+            synthetic=f"counter:{cause.id}",
+            fixed_resets=max(v for _, v in hits),
+        )
+        out.append((group, GroupFacts(), cause.id))
+    return out
+
+
+def _rule_groups(
+    rulesets: list[Any],
+    cited: set[tuple[Any, ...]],
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime | None,
+) -> list[tuple[Group, GroupFacts, str | None]]:
+    """Reset-capable rules whose counters moved but whose packets no log or query showed."""
+    out: list[tuple[Group, GroupFacts, str | None]] = []
+    for rule in fwlink.reset_rules(rulesets):
+        if fwlink.rule_key(rule) in cited:
+            continue
+        text = rule.text or ""
+        if rule.target == "drop" and not any(
+            k in text for k in ("INVALID", "invalid", "connlimit", "ct count", "limit", "recent")
+        ):
+            continue  # a plain DROP (the "deny the rest" rule) silences, it does not reset
+        t1 = end or now or datetime.now(UTC)
+        group = Group(None, None, start or t1, t1, synthetic="rule", fixed_resets=rule.packets or 0)
+        traced = fwlink.Traced(rule, rule.target, rule.reject_with, None, True, "rule counters")
+        out.append((group, GroupFacts(traced=[(traced, False)]), None))
+    return out
+
+
+def _unexplained(group: Group, best: Scored | None) -> Unexplained:
+    samples = tuple(event_evidence(e, 0.0) for e in group.sample_events()[:3])
+    return Unexplained(
+        resets=group.resets,
+        ports=tuple(sorted(group.ports)) or ((group.port,) if group.port is not None else ()),
+        upstream=group.upstream,
+        clients=tuple(c for c, _ in group.clients.most_common(5)),
+        first_seen=group.first,
+        last_seen=group.last,
+        actions=dict(group.counts),
+        evidence=samples,
+        best_guess=(best.cause.id, best.score) if best is not None else None,
+    )
+
+
+def causes_by_id(catalog: Catalog) -> dict[str, Cause]:
+    return {c.id: c for c in catalog.causes}

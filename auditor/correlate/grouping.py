@@ -1,0 +1,316 @@
+"""Grouping: stream events into compact per-group aggregates, in bounded memory.
+
+A group is (port, upstream, time bucket); adjacent buckets of the same key are merged
+into bursts at the end. Each group keeps counts per action, first/last seen, a
+per-minute histogram, a bounded set of clients and ports, and a few evidence samples
+per action: never every event. Host-wide events (OOM kills, nginx restarts, kernel
+"table full" lines) also go to a :class:`ContextIndex` that scoring asks for events
+"near" a group's time span.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from auditor.models import Event
+
+WINDOW = timedelta(minutes=5)  # bucket width; adjacent buckets merge into one burst
+MAX_GROUPS = 5000  # beyond this, events go to one overflow group per bucket
+MAX_CLIENTS = 200
+MAX_PORTS = 64
+SAMPLES_PER_ACTION = 3
+PACKETS_PER_GROUP = 8
+
+# Events that mark the host's state, not one failed connection: they only feed the context.
+CONTEXT_ONLY = frozenset(
+    {
+        "oom-kill",
+        "nginx-signal",
+        "nginx-reload",
+        "nginx-exit",
+        "nginx-start",
+        "worker-exited",
+        "firewall-accept",
+        "firewall-log",
+        "firewall-audit",
+    }
+)
+# Kernel/host events that are failures themselves *and* context for other groups.
+HOST_WIDE = frozenset(
+    {
+        "conntrack-table-full",
+        "conntrack-drop",
+        "syn-flood",
+        "orphan-sockets",
+        "tcp-memory-pressure",
+        "file-max-reached",
+        "worker-connections-exhausted",
+        "fd-exhausted",
+    }
+)
+NETFILTER = frozenset({"firewall-reject", "firewall-drop", "firewall-rate-limit"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def upstream_of(event: Event) -> str | None:
+    """The upstream address (``host:port``) an nginx event names, normalised."""
+    extra = event.extra
+    raw = extra.get("upstream") or extra.get("upstream_addr")
+    if not raw or not isinstance(raw, str) or raw == "-":
+        return None
+    raw = raw.split(",")[-1].split(" : ")[-1].strip()
+    if "://" in raw:
+        raw = raw.split("://", 1)[1]
+        raw = raw.split("/", 1)[0]
+    return raw or None
+
+
+def minute_of(ts: datetime) -> int:
+    return int(ts.timestamp() // 60)
+
+
+@dataclass
+class Group:
+    """The aggregate of one burst of failures sharing a port and an upstream."""
+
+    port: int | None
+    upstream: str | None
+    first: datetime
+    last: datetime
+    counts: Counter[str] = field(default_factory=Counter)
+    without_syn: Counter[str] = field(default_factory=Counter)
+    datasets: Counter[str] = field(default_factory=Counter)
+    minutes: Counter[tuple[int, str]] = field(default_factory=Counter)  # (minute, dataset)
+    clients: Counter[str] = field(default_factory=Counter)
+    ports: Counter[int] = field(default_factory=Counter)
+    samples: dict[str, list[Event]] = field(default_factory=dict)
+    packets: list[Event] = field(default_factory=list)
+    synthetic: str = ""  # "", "query", "counter:<cause>", "rule"
+    fixed_resets: int | None = None  # resets of a synthetic group
+    extra: dict[str, Any] = field(default_factory=dict)
+    _packet_keys: set[tuple[Any, ...]] = field(default_factory=set, repr=False)
+
+    def add(self, event: Event, minute: int | None = None) -> None:
+        """Count one event (the hot path: a few dict operations, no allocation when full)."""
+        ts = event.timestamp
+        if ts < self.first:
+            self.first = ts
+        elif ts > self.last:
+            self.last = ts
+        action = event.action
+        self.counts[action] += 1
+        dataset = event.dataset
+        self.datasets[dataset] += 1
+        self.minutes[(minute_of(ts) if minute is None else minute, dataset)] += 1
+        ip = event.source_ip
+        if ip and (ip in self.clients or len(self.clients) < MAX_CLIENTS):
+            self.clients[ip] += 1
+        port = event.destination_port
+        if port is not None and (port in self.ports or len(self.ports) < MAX_PORTS):
+            self.ports[port] += 1
+        if action in NETFILTER:
+            flags = event.extra.get("tcp_flags")
+            if flags is not None and "SYN" not in _flags(flags):
+                self.without_syn[action] += 1
+            if len(self.packets) < PACKETS_PER_GROUP:
+                key = _packet_key(event)
+                if key not in self._packet_keys:
+                    self._packet_keys.add(key)
+                    self.packets.append(event)
+        kept = self.samples.get(action)
+        if kept is None:
+            self.samples[action] = [event]
+        elif len(kept) < SAMPLES_PER_ACTION:
+            kept.append(event)
+
+    def merge(self, other: Group) -> None:
+        self.first = min(self.first, other.first)
+        self.last = max(self.last, other.last)
+        self.counts.update(other.counts)
+        self.without_syn.update(other.without_syn)
+        self.datasets.update(other.datasets)
+        self.minutes.update(other.minutes)
+        for client, n in other.clients.items():
+            if client in self.clients or len(self.clients) < MAX_CLIENTS:
+                self.clients[client] += n
+        for port, n in other.ports.items():
+            if port in self.ports or len(self.ports) < MAX_PORTS:
+                self.ports[port] += n
+        for action, events in other.samples.items():
+            kept = self.samples.setdefault(action, [])
+            kept.extend(events[: max(0, SAMPLES_PER_ACTION - len(kept))])
+        for event in other.packets:
+            key = _packet_key(event)
+            if len(self.packets) < PACKETS_PER_GROUP and key not in self._packet_keys:
+                self._packet_keys.add(key)
+                self.packets.append(event)
+
+    @property
+    def resets(self) -> int:
+        """Failures in the group; one failure seen in two logs (error + access) counts once."""
+        if self.fixed_resets is not None:
+            return self.fixed_resets
+        return max(self.datasets.values(), default=0)
+
+    def per_minute(self) -> dict[int, int]:
+        """Failures per minute, each failure once (the largest count of any one dataset)."""
+        out: dict[int, int] = {}
+        for (minute, _dataset), n in self.minutes.items():
+            out[minute] = max(out.get(minute, 0), n)
+        return out
+
+    def count(self, actions: Iterable[str], without_syn: bool = False) -> int:
+        table = self.without_syn if without_syn else self.counts
+        return sum(table.get(a, 0) for a in actions)
+
+    def sample_events(self, actions: Iterable[str] | None = None) -> list[Event]:
+        wanted = None if actions is None else set(actions)
+        out = [e for a, evs in self.samples.items() if wanted is None or a in wanted for e in evs]
+        return sorted(out, key=lambda e: e.timestamp)
+
+    @property
+    def label(self) -> str:
+        parts = []
+        if self.port is not None:
+            parts.append(f"port {self.port}")
+        if self.upstream:
+            parts.append(f"upstream {self.upstream}")
+        return ", ".join(parts) or "host"
+
+
+def _flags(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {f.strip().upper() for f in value.replace(",", " ").split()}
+    return {str(f).upper() for f in value}
+
+
+def _packet_key(e: Event) -> tuple[Any, ...]:
+    """Packets that trace alike: same source, destination, port, protocol, verdict and flags."""
+    return (
+        e.source_ip,
+        e.destination_ip,
+        e.destination_port,
+        e.transport,
+        e.action,
+        str(e.extra.get("tcp_flags")),
+    )
+
+
+@dataclass
+class ContextEntry:
+    """Host-wide events of one action: per-minute counts and a few samples."""
+
+    minutes: Counter[int] = field(default_factory=Counter)
+    samples: list[Event] = field(default_factory=list)
+    total: int = 0
+
+
+class ContextIndex:
+    """Host-wide events by action, for "near in time" evidence."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, ContextEntry] = {}
+
+    def add(self, event: Event) -> None:
+        entry = self.entries.get(event.action)
+        if entry is None:
+            entry = self.entries[event.action] = ContextEntry()
+        entry.total += 1
+        entry.minutes[minute_of(event.timestamp)] += 1
+        if len(entry.samples) < 20:
+            entry.samples.append(event)
+
+    def near(
+        self, actions: Iterable[str], start: datetime, end: datetime, slack: timedelta
+    ) -> tuple[int, list[Event]]:
+        """Count and samples of ``actions`` between start - slack and end + slack."""
+        lo, hi = minute_of(start - slack), minute_of(end + slack)
+        n = 0
+        found: list[Event] = []
+        for action in actions:
+            entry = self.entries.get(action)
+            if entry is None:
+                continue
+            n += sum(c for m, c in entry.minutes.items() if lo <= m <= hi)
+            found.extend(e for e in entry.samples if lo <= minute_of(e.timestamp) <= hi)
+        return n, sorted(found, key=lambda e: e.timestamp)
+
+
+class Aggregator:
+    """Feed events one at a time (:meth:`add`); :meth:`groups` gives the bursts."""
+
+    def __init__(self, window: timedelta = WINDOW) -> None:
+        self.window = window
+        self._width = max(1, int(window.total_seconds()))
+        self.buckets: dict[tuple[int | None, str | None, int], Group] = {}
+        self.context = ContextIndex()
+        self._upstreams: dict[str, str] = {}
+        self.events = 0
+        self.by_action: Counter[str] = Counter()
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+
+    def add(self, event: Event) -> None:
+        self.events += 1
+        action = event.action
+        self.by_action[action] += 1
+        ts = event.timestamp
+        if self.first is None or ts < self.first:
+            self.first = ts
+        if self.last is None or ts > self.last:
+            self.last = ts
+        if action in CONTEXT_ONLY or action in HOST_WIDE:
+            self.context.add(event)
+            if action in CONTEXT_ONLY:
+                return
+        extra = event.extra
+        raw = (extra.get("upstream") or extra.get("upstream_addr")) if extra else None
+        upstream = None
+        if raw and isinstance(raw, str):
+            upstream = self._upstreams.get(raw)
+            if upstream is None:
+                upstream = upstream_of(event) or ""
+                if len(self._upstreams) < 10000:
+                    self._upstreams[raw] = upstream
+            upstream = upstream or None
+        port = None if upstream else event.destination_port
+        epoch = int(ts.timestamp())
+        bucket = epoch // self._width
+        key = (port, upstream, bucket)
+        group = self.buckets.get(key)
+        if group is None:
+            if len(self.buckets) >= MAX_GROUPS:
+                key = (None, None, bucket)
+                group = self.buckets.get(key)
+            if group is None:
+                group = self.buckets[key] = Group(port, upstream if key[1] else None, ts, ts)
+        group.add(event, epoch // 60)
+
+    def feed(self, events: Iterable[Event]) -> Aggregator:
+        for event in events:
+            self.add(event)
+        return self
+
+    def groups(self) -> list[Group]:
+        """Bursts: groups of the same key in adjacent buckets merged, ordered by first seen."""
+        out: list[Group] = []
+        by_key: dict[tuple[int | None, str | None], list[tuple[int, Group]]] = {}
+        for (port, upstream, bucket), group in self.buckets.items():
+            by_key.setdefault((port, upstream), []).append((bucket, group))
+        for items in by_key.values():
+            items.sort(key=lambda bg: bg[0])
+            current: Group | None = None
+            prev = -2
+            for bucket, group in items:
+                if current is not None and bucket == prev + 1:
+                    current.merge(group)
+                else:
+                    current = Group(group.port, group.upstream, group.first, group.last)
+                    current.merge(group)
+                    out.append(current)
+                prev = bucket
+        return sorted(out, key=lambda g: (g.first, g.label))

@@ -1,0 +1,282 @@
+"""Scoring: how well each cause of the catalog explains one group of resets.
+
+Every evidence item that matches adds its weight by noisy-or
+(``score = 1 - prod(1 - w)``), so independent pieces reinforce each other and
+the score stays in 0..1. A cause whose ``anchor`` evidence did not match scores 0:
+nothing is blamed without direct evidence. Evidence of a group's own events is
+scaled by the share of the group it covers, so the cause that explains most of a
+burst wins; counters that are totals since boot count half.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from auditor.correlate.catalog import Cause, EvidenceSpec
+from auditor.correlate.fwlink import Traced, rule_where
+from auditor.correlate.grouping import ContextIndex, Group
+from auditor.correlate.state import StateView
+from auditor.models import Event, Evidence, Limit
+
+NEAR = timedelta(minutes=2)
+HIGH, MEDIUM, MINIMUM = 0.75, 0.5, 0.2
+MAX_EVIDENCE = 12
+
+
+@dataclass
+class Query:
+    """The engineer's own report: resets on this port, from this client."""
+
+    port: int | None = None
+    client: str | None = None
+
+    def matches(self, group: Group) -> bool:
+        if self.port is None and self.client is None:
+            return False
+        if self.port is not None and self.port != group.port and self.port not in group.ports:
+            return False
+        return self.client is None or self.client in group.clients
+
+
+@dataclass
+class GroupFacts:
+    """What is known about one group beyond its events: traced rules, query, facts."""
+
+    traced: list[tuple[Traced, bool]] = field(default_factory=list)  # (trace, seen in logs/query)
+    query: bool = False
+    facts: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Scored:
+    """One cause's score for one group, with the evidence that made it."""
+
+    cause: Cause
+    score: float
+    evidence: list[Evidence]
+    rule: Traced | None = None
+    limit: Limit | None = None
+    near_events: list[Event] = field(default_factory=list)
+
+
+def confidence(score: float) -> str:
+    return "high" if score >= HIGH else "medium" if score >= MEDIUM else "low"
+
+
+def event_evidence(event: Event, weight: float) -> Evidence:
+    text = event.original or event.message or event.action
+    return Evidence(event.location.path, event.location.line or None, text[:300], weight, "log")
+
+
+def limit_text(lim: Limit) -> str:
+    use = f", in use {lim.observed}" if lim.observed is not None else ""
+    pct = f" ({lim.usage:.0%})" if lim.usage is not None else ""
+    scope = f" [{lim.scope}]" if lim.scope and lim.scope != "host" else ""
+    return f"{lim.name} = {lim.value}{lim.unit and ' ' + lim.unit}{use}{pct}{scope}"
+
+
+def score_cause(
+    cause: Cause, group: Group, ctx: ContextIndex, state: StateView, facts: GroupFacts
+) -> Scored:
+    total = sum(group.counts.values()) or 1
+    # The share of the group's events this cause speaks about, once for all its event evidence.
+    share = min(1.0, group.count(cause.actions()) / total)
+    remaining = 1.0
+    anchored = False
+    out = Scored(cause, 0.0, [])
+    for spec in cause.evidence:
+        weight = _match(spec, group, ctx, state, facts, share, out)
+        if weight <= 0:
+            continue
+        remaining *= 1.0 - min(weight, 0.99)
+        # Host-wide counters and limits anchor only groups that have no events of their own:
+        # a burst of logged failures needs a cause that speaks about those failures.
+        host_wide = spec.kind in ("counter", "limit", "check")
+        anchored = anchored or (spec.anchor and (bool(group.synthetic) or not host_wide))
+    out.score = round(1.0 - remaining, 3) if anchored else 0.0
+    out.evidence.sort(key=lambda e: -e.weight)
+    del out.evidence[MAX_EVIDENCE:]
+    return out
+
+
+def _match(
+    spec: EvidenceSpec,
+    group: Group,
+    ctx: ContextIndex,
+    state: StateView,
+    facts: GroupFacts,
+    share: float,
+    out: Scored,
+) -> float:
+    kind = spec.kind
+    if kind == "event":
+        return _match_event(spec, group, ctx, share, out)
+    if kind == "counter":
+        hits = state.counter_hits(spec.strings("names"), int(spec.params.get("min_delta", 1)))
+        if not hits:
+            return 0.0
+        weight = spec.weight * (0.5 if state.since_boot else 1.0)
+        for name, value in hits[:3]:
+            loc = state.counter_locations.get(name)
+            text = (
+                f"{name} = {value} since boot"
+                if state.since_boot
+                else f"{name} +{value} over {state.window_seconds or 0:.0f}s"
+            )
+            out.evidence.append(
+                Evidence(
+                    loc.path if loc else "counters",
+                    loc.line if loc and loc.line else None,
+                    f"{spec.label}: {text}",
+                    weight,
+                    "counter",
+                )
+            )
+        return weight
+    if kind == "limit":
+        return _match_limit(spec, state, out)
+    if kind == "rule":
+        return _match_rule(spec, facts, out)
+    if kind == "check":
+        ids = set(spec.strings("ids"))
+        found = [f for f in state.checks if f.cause in ids]
+        for f in found[:2]:
+            src = f.evidence[0] if f.evidence else None
+            out.evidence.append(
+                Evidence(
+                    src.source if src else "check",
+                    src.line if src else None,
+                    f"{spec.label}: {f.summary}",
+                    spec.weight,
+                    "config",
+                )
+            )
+            if f.limit and out.limit is None:
+                lim = f.limit
+                out.limit = Limit(str(lim.get("name")), lim.get("value"), lim.get("observed"))
+        return spec.weight if found else 0.0
+    if kind == "config":
+        wanted = set(spec.strings("facts"))
+        have = wanted & (set(state.facts) | facts.facts)
+        if have:
+            out.evidence.append(
+                Evidence(
+                    "config",
+                    None,
+                    f"{spec.label}: {', '.join(sorted(have))}",
+                    spec.weight,
+                    "config",
+                )
+            )
+        return spec.weight if have else 0.0
+    if kind == "query" and facts.query:
+        out.evidence.append(Evidence("report", None, spec.label, spec.weight, "report"))
+        return spec.weight
+    return 0.0
+
+
+def _match_event(
+    spec: EvidenceSpec, group: Group, ctx: ContextIndex, share: float, out: Scored
+) -> float:
+    actions = spec.strings("actions")
+    need = int(spec.params.get("min_count", 1))
+    if spec.params.get("near"):
+        n, samples = ctx.near(actions, group.first, group.last, NEAR)
+        n = max(n, group.count(actions))
+        samples = samples or group.sample_events(actions)
+        weight = spec.weight
+        out.near_events.extend(samples)
+    else:
+        n = group.count(actions, bool(spec.params.get("without_syn")))
+        samples = group.sample_events(actions)
+        weight = spec.weight * (0.6 + 0.4 * share)
+    if n < need:
+        return 0.0
+    for event in samples[:3]:
+        out.evidence.append(event_evidence(event, weight))
+    return weight
+
+
+def _match_limit(spec: EvidenceSpec, state: StateView, out: Scored) -> float:
+    lims = state.limits_matching(spec.strings("names"))
+    best: Limit | None = None
+    for lim in lims:
+        if "equals" in spec.params:
+            ok = str(lim.value).strip() == str(spec.params["equals"])
+        elif "at_least" in spec.params:
+            ok = isinstance(lim.value, int | float) and lim.value >= spec.params["at_least"]
+        else:
+            usage = lim.usage
+            ok = usage is not None and usage >= float(spec.params.get("min_usage", 0.9))
+        if ok and (best is None or (lim.usage or 0) > (best.usage or 0)):
+            best = lim
+    if best is None:
+        if lims and out.limit is None and "min_usage" in spec.params:
+            out.limit = max(lims, key=lambda x: x.usage or 0)  # for the remedy's values only
+        return 0.0
+    if "min_usage" in spec.params or out.limit is None:
+        out.limit = best
+    loc = best.location
+    out.evidence.append(
+        Evidence(
+            loc.path if loc else "limits",
+            loc.line if loc and loc.line else None,
+            f"{spec.label}: {limit_text(best)}",
+            spec.weight,
+            "limit",
+        )
+    )
+    return spec.weight
+
+
+def _match_rule(spec: EvidenceSpec, facts: GroupFacts, out: Scored) -> float:
+    targets = set(spec.strings("targets")) or {"reject", "drop"}
+    reject_with = set(spec.strings("reject_with"))
+    matches = [re.compile(p) for p in spec.strings("matches")]
+    not_matches = [re.compile(p) for p in spec.strings("not_matches")]
+    for traced, observed in facts.traced:
+        rule = traced.rule
+        if traced.verdict not in targets:
+            continue
+        if reject_with and (traced.reject_with or "").replace(" ", "-") not in reject_with:
+            continue
+        hay = f"{rule.text} {rule.comment or ''} {rule.owner or ''} {traced.condition or ''}"
+        if matches and not any(m.search(hay) for m in matches):
+            continue
+        if any(m.search(hay) for m in not_matches):
+            continue
+        counted = (rule.packets or 0) > 0
+        if not (observed or counted):
+            continue
+        weight = spec.weight * (1.0 if observed else 0.7)
+        out.rule = traced
+        loc = rule.location
+        cond = f" when {traced.condition}" if traced.condition else ""
+        out.evidence.append(
+            Evidence(
+                loc.path if loc else "rules",
+                loc.line if loc and loc.line else None,
+                f"{spec.label}: {rule_where(rule)}: {rule.text} ({rule.packets} packets){cond}; "
+                f"traced {traced.packet}",
+                weight,
+                "rule",
+            )
+        )
+        return weight
+    return 0.0
+
+
+def rank(
+    causes: Sequence[Cause], group: Group, ctx: ContextIndex, state: StateView, facts: GroupFacts
+) -> list[Scored]:
+    """Every cause scored for ``group``, best first; causes that scored 0 are left out."""
+    scored = [score_cause(c, group, ctx, state, facts) for c in causes if c.role == "cause"]
+    return sorted((s for s in scored if s.score > 0), key=lambda s: (-s.score, s.cause.id))
+
+
+def explain(items: Sequence[Any]) -> str:
+    return ", ".join(str(i) for i in items)

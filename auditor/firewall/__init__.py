@@ -1,0 +1,162 @@
+"""Firewall rules as the kernel holds them: iptables (legacy and nft backends) and nftables.
+
+The shared model lives in :mod:`auditor.firewall.model`; readers for each backend
+return :class:`~auditor.firewall.model.Ruleset` objects, and
+:mod:`auditor.firewall.trace` walks them all in the kernel's hook order.
+
+Public API::
+
+    read_live() -> FirewallState              every backend present on this host
+    read_file(path, ipsets=None) -> Ruleset    iptables-save dump or nft JSON (by content)
+    trace(rulesets, packet, env=None) -> TraceResult
+    local_addresses() -> frozenset[str]        this host's addresses (for addrtype LOCAL)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from auditor.firewall.ipset import IpSets, parse_ipsets, read_live_ipsets
+from auditor.firewall.iptables_live import read_legacy_backend, read_nft_backend
+from auditor.firewall.iptables_ruleset import IptablesRuleset
+from auditor.firewall.iptables_save import SaveError, parse_save
+from auditor.firewall.model import (
+    ChainOutcome,
+    FirewallState,
+    HookChain,
+    Packet,
+    Policy,
+    RuleRef,
+    Ruleset,
+    TraceEnv,
+    TraceResult,
+)
+from auditor.firewall.trace import trace
+from auditor.models import ParseIssue
+
+__all__ = ["FirewallError", "local_addresses", "read_file", "read_ipsets", "read_live", "trace"]
+
+
+class FirewallError(ValueError):
+    """A rules file auditor cannot read (the message names the file)."""
+
+
+def read_ipsets(path: str) -> IpSets:
+    return parse_ipsets(Path(path).read_text(errors="replace"), path)
+
+
+def read_file(path: str, ipsets: IpSets | None = None, backend: str = "iptables-nft") -> Ruleset:
+    """An iptables-save dump or ``nft -j list ruleset`` JSON, recognised by content."""
+    text = Path(path).read_text(errors="replace")
+    return read_text(text, path, ipsets, backend)
+
+
+def read_text(text: str, origin: str, ipsets: IpSets | None = None,
+              backend: str = "iptables-nft") -> Ruleset:
+    head = text.lstrip()[:1]
+    if head in ("{", "["):
+        try:
+            mod = importlib.import_module("auditor.firewall.nft_json")
+        except ImportError:
+            raise FirewallError(f"{origin}: nftables JSON is not supported yet") from None
+        try:
+            rs: Ruleset = mod.load_json(text, origin)
+        except ValueError as exc:
+            msg = str(exc)
+            raise FirewallError(msg if origin in msg else f"{origin}: {msg}") from None
+        return rs
+    try:
+        return IptablesRuleset(parse_save(text, origin, backend), ipsets)
+    except SaveError as exc:
+        raise FirewallError(f"{exc} (and not nft JSON either)") from None
+
+
+def local_addresses() -> frozenset[str]:
+    """Addresses configured on this host/namespace (``ip -j addr``); empty when unknown."""
+    exe = shutil.which("ip")
+    if exe is None:
+        return frozenset()
+    try:
+        proc = subprocess.run([exe, "-j", "addr", "show"], capture_output=True, text=True,
+                              timeout=10, check=False)
+        doc = json.loads(proc.stdout or "[]")
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return frozenset()
+    return frozenset(a["local"] for link in doc for a in link.get("addr_info", []) if "local" in a)
+
+
+def read_live(with_nft: bool = True) -> FirewallState:
+    """Every backend on this host, read-only; what could not be read is in ``problems``."""
+    state = FirewallState(local_addresses=local_addresses())
+    sets, why = read_live_ipsets()
+    if why:
+        state.problems.append(why)
+    legacy = read_legacy_backend()
+    nft = read_nft_backend()
+    state.problems += legacy.problems + nft.problems
+    state.warnings += nft.warnings
+    for dump in legacy.dumps + nft.dumps:
+        rs = IptablesRuleset(dump, sets)
+        state.rulesets.append(rs)
+        holds = any(True for _ in rs.rules()) or any(p.policy != "accept" for p in rs.policies())
+        if holds and dump.backend not in state.backends:
+            state.backends.append(dump.backend)
+    if {"iptables-legacy", "iptables-nft"} <= set(state.backends):
+        msg = ("iptables-legacy and iptables-nft tables both hold rules: the kernel runs both, "
+               "and each iptables variant shows only its own")
+        state.warnings.append(msg)
+    if with_nft:
+        _add_nftables(state)
+    return state
+
+
+def _add_nftables(state: FirewallState) -> None:
+    try:
+        mod = importlib.import_module("auditor.firewall.nft_json")
+        rs: Ruleset = mod.read_live()
+    except ImportError:
+        state.problems.append("nftables: reader not available in this build")
+        return
+    except Exception as exc:  # a reader failure must not stop the other backends
+        msg = str(exc)
+        state.problems.append(msg if msg.startswith("nftables") else f"nftables: {msg}")
+        return
+    claimed = {(h.family, h.table) for r in state.rulesets if r.backend == "iptables-nft"
+               for fam in (4, 6) for hook in ("prerouting", "input", "forward", "output",
+                                               "postrouting") for h in r.hook_chains(fam, hook)}
+    state.rulesets.append(HideTables(rs, claimed) if claimed else rs)
+    if any(True for _ in state.rulesets[-1].rules()):
+        state.backends.append("nftables")
+
+
+class HideTables:
+    """An nftables ruleset minus the tables iptables-nft owns (already traced as iptables)."""
+
+    def __init__(self, inner: Ruleset, hidden: set[tuple[str, str]]) -> None:
+        self.inner, self.hidden = inner, hidden
+        self.backend, self.origin = inner.backend, inner.origin
+        self.issues: list[ParseIssue] = inner.issues
+
+    def rules(self) -> Iterable[RuleRef]:
+        return (r for r in self.inner.rules() if (r.family, r.table) not in self.hidden)
+
+    def policies(self) -> Iterable[Policy]:
+        return (p for p in self.inner.policies() if (p.family, p.table) not in self.hidden)
+
+    def hook_chains(self, family: int, hook: str) -> list[HookChain]:
+        return [h for h in self.inner.hook_chains(family, hook)
+                if (h.family, h.table) not in self.hidden]
+
+    def run_chain(self, chain: HookChain, packet: Packet, env: TraceEnv) -> ChainOutcome:
+        return self.inner.run_chain(chain, packet, env)
+
+
+def trace_all(rulesets: Sequence[Ruleset], packets: Iterable[Packet],
+              env: TraceEnv | None = None) -> Iterable[TraceResult]:
+    for p in packets:
+        yield trace(rulesets, p, env)

@@ -1,0 +1,241 @@
+"""An iptables dump as a :class:`~auditor.firewall.model.Ruleset`: indexed chains and their walk.
+
+Every chain's rules are compiled once (:mod:`auditor.firewall.iptables_eval`) and
+indexed by exact destination address, destination port and exact source address, so
+that a packet is tried only against the rules that could match it (plus the rules
+that constrain none of those), in position order. :meth:`IptablesRuleset.run_chain`
+follows ``-j``/``-g`` into user chains, RETURN, and the built-in chain's policy.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from auditor.firewall.ipset import IpSets
+from auditor.firewall.iptables_eval import CompiledRule, Undecidable, compile_rule
+from auditor.firewall.iptables_save import BUILTIN_CHAINS, Chain, SaveDump, Table
+from auditor.firewall.model import (
+    IPTABLES_PRIORITIES,
+    ChainOutcome,
+    Conditional,
+    HookChain,
+    NotEvaluated,
+    Packet,
+    Policy,
+    RuleRef,
+    TraceEnv,
+)
+from auditor.models import Location, ParseIssue
+
+TERMINAL = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject"}
+NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"}
+# Targets that do something to the packet or log it and let it go on.
+NON_TERMINAL = {"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "CONNMARK", "CLASSIFY", "DSCP", "TOS",
+                "TTL", "HL", "TCPMSS", "CHECKSUM", "SECMARK", "CONNSECMARK", "SET", "IDLETIMER",
+                "LED", "HMARK", "TEE", "RATEEST", "TCPOPTSTRIP", "NFACCT", "CT", "NOTRACK",
+                "MARK", "MASQUERADE_HACK"}
+MAX_DEPTH = 64
+INDEX_MIN_RULES = 8
+
+
+@dataclass
+class _IndexedChain:
+    chain: Chain
+    rules: list[CompiledRule]
+    wild: list[int] = field(default_factory=list)
+    by_dst: dict[str, list[int]] = field(default_factory=dict)
+    by_dport: dict[int, list[int]] = field(default_factory=dict)
+    by_src: dict[str, list[int]] = field(default_factory=dict)
+
+    def build(self) -> None:
+        if len(self.rules) < INDEX_MIN_RULES:
+            return
+        for i, cr in enumerate(self.rules):
+            if cr.dst_host is not None:
+                self.by_dst.setdefault(cr.dst_host, []).append(i)
+            elif cr.dports is not None:
+                for port in cr.dports:
+                    self.by_dport.setdefault(port, []).append(i)
+            elif cr.src_host is not None:
+                self.by_src.setdefault(cr.src_host, []).append(i)
+            else:
+                self.wild.append(i)
+
+    def candidates(self, p: Packet) -> list[CompiledRule]:
+        if len(self.rules) < INDEX_MIN_RULES:
+            return self.rules
+        lists = [self.wild]
+        for got in (self.by_dst.get(p.dst), self.by_src.get(p.src),
+                    self.by_dport.get(p.dport) if p.dport is not None else None):
+            if got:
+                lists.append(got)
+        if p.dport is None and self.by_dport:  # unknown port: every port rule may apply
+            lists.extend(self.by_dport.values())
+        rules = self.rules
+        if len(lists) == 1:
+            return [rules[i] for i in self.wild]
+        seen: set[int] = set()
+        out = []
+        for i in heapq.merge(*lists):
+            if i not in seen:
+                seen.add(i)
+                out.append(rules[i])
+        return out
+
+
+class IptablesRuleset:
+    """One backend's iptables rules (both families when the dump holds both)."""
+
+    def __init__(self, dump: SaveDump, ipsets: IpSets | None = None) -> None:
+        self.backend = dump.backend
+        self.origin = dump.origin
+        self.issues: list[ParseIssue] = list(dump.issues)
+        self.ipsets = ipsets
+        self.tables: dict[tuple[int, str], Table] = {}
+        self._chains: dict[tuple[int, str, str], _IndexedChain] = {}
+        for table in dump.tables:
+            key = (table.family, table.name)
+            if key in self.tables:  # a second dump of the same table: keep the later one
+                self.issues.append(ParseIssue(
+                    table.location or Location(self.origin), "iptables-save",
+                    f"table {table.name} appears twice; later wins"))
+            self.tables[key] = table
+            for chain in table.chains.values():
+                compiled = [compile_rule(r, table.family, ipsets) for r in chain.rules]
+                ic = _IndexedChain(chain, compiled)
+                ic.build()
+                self._chains[(table.family, table.name, chain.name)] = ic
+
+    # --- Ruleset protocol ------------------------------------------------------------------
+    def rules(self) -> Iterable[RuleRef]:
+        for (_, _), table in sorted(self.tables.items()):
+            for chain in table.chains.values():
+                for r in chain.rules:
+                    yield r.ref
+
+    def policies(self) -> Iterable[Policy]:
+        for (fam, _), table in sorted(self.tables.items()):
+            for chain in table.chains.values():
+                if chain.policy is not None:
+                    yield self._policy(fam, table.name, chain)
+
+    def hook_chains(self, family: int, hook: str) -> list[HookChain]:
+        out = []
+        fname = "ip6" if family == 6 else "ip"
+        for name, prios in IPTABLES_PRIORITIES.items():
+            table = self.tables.get((family, name))
+            if table is None or hook not in prios or hook.upper() not in table.chains:
+                continue
+            out.append(HookChain(prios[hook], fname, name, hook.upper(), hook,
+                                 "nat" if name == "nat" else "filter"))
+        return sorted(out, key=lambda h: h.priority)
+
+    def run_chain(self, chain: HookChain, packet: Packet, env: TraceEnv) -> ChainOutcome:
+        fam = 6 if chain.family == "ip6" else 4
+        path: list[RuleRef] = []
+        cond: list[Conditional] = []
+        ne: list[NotEvaluated] = []
+        stack: list[tuple[list[CompiledRule], int]] = []
+        base = self._chains[(fam, chain.table, chain.chain)]
+        cands, i = base.candidates(packet), 0
+        start_packet = packet
+        while True:
+            if i >= len(cands):
+                if stack:
+                    cands, i = stack.pop()
+                    continue
+                break
+            cr = cands[i]
+            i += 1
+            try:
+                if not all(check(packet, env) for check in cr.checks):
+                    continue
+            except Undecidable as exc:
+                ne.append(NotEvaluated(cr.rule.ref, str(exc)))
+                continue
+            ref = cr.rule.ref
+            if cr.unknown:
+                ne.append(NotEvaluated(ref, "; ".join(cr.unknown)))
+                continue
+            target = cr.rule.target
+            if cr.conditions:
+                cond.append(Conditional(ref, " and ".join(cr.conditions), _what(target)))
+                continue
+            path.append(ref)
+            if target is None:
+                continue
+            if target in TERMINAL:
+                verdict = TERMINAL[target]
+                return ChainOutcome(verdict, ref, None,  # type: ignore[arg-type]
+                                    ref.reject_with, tuple(path), tuple(cond), tuple(ne),
+                                    packet if packet is not start_packet else None)
+            if target in NAT_TARGETS and chain.table == "nat":
+                return ChainOutcome("accept", ref, None, None, tuple(path), tuple(cond), tuple(ne),
+                                    packet if packet is not start_packet else None)
+            if target == "RETURN":
+                if stack:
+                    cands, i = stack.pop()
+                    continue
+                break
+            sub = self._chains.get((fam, chain.table, target))
+            if sub is not None and target not in BUILTIN_CHAINS.get(chain.table, ()):
+                if not cr.rule.goto:
+                    if len(stack) >= MAX_DEPTH:
+                        ne.append(NotEvaluated(ref, "chain nesting deeper than 64"))
+                        continue
+                    stack.append((cands, i))
+                cands, i = sub.candidates(packet), 0
+                continue
+            if target in ("MARK", "CONNMARK", "CT", "NOTRACK"):
+                packet = _apply(target, cr, packet)
+                continue
+            if target in NON_TERMINAL:
+                continue
+            path.pop()
+            ne.append(NotEvaluated(ref, f"target {target} not evaluated (verdict unknown)"))
+        pol = self._policy(fam, chain.table, base.chain)
+        verdict = "drop" if pol.policy == "drop" else "accept"
+        return ChainOutcome(verdict, None, pol, None, tuple(path), tuple(cond),  # type: ignore[arg-type]
+                            tuple(ne), packet if packet is not start_packet else None)
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _policy(self, fam: int, table: str, chain: Chain) -> Policy:
+        return Policy(self.backend, "ip6" if fam == 6 else "ip", table, chain.name,
+                      (chain.policy or "ACCEPT").lower(), chain.packets, chain.bytes)
+
+    def chains(self) -> Iterable[tuple[int, Table, Chain]]:
+        for (fam, _), table in sorted(self.tables.items()):
+            for chain in table.chains.values():
+                yield fam, table, chain
+
+    def compiled(self, fam: int, table: str, chain: str) -> list[CompiledRule]:
+        ic = self._chains.get((fam, table, chain))
+        return ic.rules if ic else []
+
+
+def _what(target: str | None) -> str | None:
+    if target is None:
+        return None
+    return TERMINAL.get(target, f"jump {target}" if target not in NON_TERMINAL else target.lower())
+
+
+def _apply(target: str, cr: CompiledRule, packet: Packet) -> Packet:
+    opts = {o.name: o.arg for o in cr.rule.target_options}
+    if target == "MARK":
+        if "set-xmark" in opts or "set-mark" in opts:
+            val, _, mask = (opts.get("set-xmark") or opts["set-mark"]).partition("/")
+            v, m = int(val, 0), int(mask, 0) if mask else 0xFFFFFFFF
+            if "set-mark" in opts:
+                return packet.with_mark((packet.mark & ~m & 0xFFFFFFFF) | v)
+            return packet.with_mark((packet.mark & ~m & 0xFFFFFFFF) ^ v)
+        for op in ("and-mark", "or-mark", "xor-mark"):
+            if op in opts:
+                v = int(opts[op], 0)
+                mark = {"and-mark": packet.mark & v, "or-mark": packet.mark | v,
+                        "xor-mark": packet.mark ^ v}[op]
+                return packet.with_mark(mark)
+    if target == "NOTRACK" or (target == "CT" and "notrack" in opts):
+        return replace(packet, ct_state="untracked")
+    return packet

@@ -1,0 +1,376 @@
+"""Evaluate nftables rules for a :class:`~auditor.firewall.model.Packet`.
+
+:func:`compile_ruleset` turns every rule of an :class:`~auditor.firewall.nft_json.NftRuleset`
+once into a list of steps (matches, conditions, mark changes, verdicts); named and
+anonymous sets become :class:`ValueMap` lookups (hash sets plus sorted interval
+lists), so loading and tracing stay linear in the ruleset's size. Long chains are
+indexed by the destination port their rules require.
+
+Semantics follow the kernel: a rule matches when all its matches do; ``accept`` ends
+the base chain, ``drop``/``reject`` the packet; ``jump`` returns, ``goto`` does not;
+falling off a base chain applies its policy; NAT statements accept. Matches on state a
+static ruleset cannot know (``limit``, ``ct count``, ``quota``, meters and dynamic
+sets, ``numgen``/hashes) make the rule *conditional*; expressions auditor cannot
+evaluate make it *not evaluated*. Both are reported and treated as a miss.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from auditor.firewall import nft_render
+from auditor.firewall.model import (
+    ChainOutcome,
+    Conditional,
+    HookChain,
+    NotEvaluated,
+    Packet,
+    Policy,
+    RuleRef,
+    TraceEnv,
+)
+from auditor.firewall.nft_json import BACKEND, NftChain, NftRule, NftRuleset
+from auditor.firewall.nft_values import (
+    MISSING,
+    PV,
+    Unknown,
+    Unsupported,
+    ValueMap,
+    build_map,
+    getter,
+    norm,
+)
+
+MATCH, COND, MARK, VERDICT, VMAP, UNKNOWN = range(6)
+PORT_PROTOS = frozenset({"tcp", "udp", "sctp", "udplite", "dccp"})
+INDEX_MIN = 16  # chains at least this long get a destination-port index
+MAX_DEPTH = 16  # the kernel's jump stack
+Step = tuple[Any, ...]
+Verdict = tuple[str, Any]
+CONTINUE: Verdict = ("continue", None)
+_DYN_OPS = ("numgen", "jhash", "symhash")
+
+
+class _Rule:
+    __slots__ = ("final", "ports", "ref", "steps")
+
+    def __init__(self, ref: RuleRef, steps: list[Step], final: str | None,
+                 ports: frozenset[int] | None) -> None:
+        self.ref, self.steps, self.final, self.ports = ref, steps, final, ports
+
+
+class _Chain:
+    __slots__ = ("chain", "index", "rules", "unindexed")
+
+    def __init__(self, chain: NftChain, rules: list[_Rule]) -> None:
+        self.chain, self.rules = chain, rules
+        self.index: dict[int, list[int]] | None = None
+        self.unindexed: list[int] = []
+        if len(rules) >= INDEX_MIN:
+            self.index = {}
+            for i, r in enumerate(rules):
+                if r.ports is None:
+                    self.unindexed.append(i)
+                else:
+                    for p in r.ports:
+                        self.index.setdefault(p, []).append(i)
+
+    def candidates(self, pv: PV) -> list[int]:
+        if self.index is None:
+            return list(range(len(self.rules)))
+        hit = self.index.get(pv.dport, []) if pv.dport is not None else []
+        return list(heapq.merge(hit, self.unindexed)) if hit else self.unindexed
+
+
+class Compiled:
+    """A ruleset compiled for tracing; :meth:`run` implements ``Ruleset.run_chain``."""
+
+    def __init__(self, rs: NftRuleset) -> None:
+        self.rs = rs
+        self._maps: dict[tuple[Any, ...], ValueMap] = {}
+        self.chains: dict[tuple[str, str, str], _Chain] = {}
+        for key, ch in rs.chains.items():
+            self.chains[key] = _Chain(ch, [self._compile_rule(ch, r) for r in ch.rules])
+
+    # -- compiling ---------------------------------------------------------------
+    def _named(self, ch: NftChain, ref: str, ftype: Any) -> ValueMap | str:
+        """The lookup for ``@name`` in the rule's table, or a condition text if dynamic."""
+        name = ref.lstrip("@")
+        st = self.rs.sets.get((ch.family, ch.table, name))
+        if st is None:
+            raise Unsupported(f"set @{name} not found in table {ch.family} {ch.table}")
+        if st.dynamic:
+            return f"contents of dynamic set @{name} (filled at runtime)"
+        key = (ch.family, ch.table, name, repr(ftype))
+        if key not in self._maps:
+            self._maps[key] = build_map(st.elements, ftype, is_map=st.map_type is not None,
+                                        verdicts=st.map_type == "verdict")
+        return self._maps[key]
+
+    def _match(self, ch: NftChain, m: Mapping[str, Any]) -> Step:
+        op, left, right = m.get("op", "=="), m["left"], m["right"]
+        if any(k in str(left) for k in _DYN_OPS):
+            return (COND, f"{nft_render.match_text(m)} (depends on a random or hash value)")
+        ftype, get = getter(left)
+        if isinstance(right, str) and right.startswith("@"):
+            vm = self._named(ch, right, ftype)
+            if isinstance(vm, str):
+                return (COND, f"{nft_render.expr(left)} in the {vm}")
+            return (MATCH, _set_test(get, vm, op != "!="))
+        if isinstance(ftype, list) or (isinstance(right, Mapping) and "set" in right):
+            elems = right["set"] if isinstance(right, Mapping) and "set" in right else [right]
+            vm = build_map(elems, ftype)
+            return (MATCH, _set_test(get, vm, op != "!="))
+        return (MATCH, _cmp_test(get, ftype, op, norm(ftype, right)))
+
+    def _compile_rule(self, ch: NftChain, rule: NftRule) -> _Rule:
+        steps: list[Step] = []
+        final: str | None = None
+        ports: frozenset[int] | None = None
+        for s in rule.expr:
+            try:
+                step = self._stmt(ch, rule, s)
+            except Unsupported as exc:
+                step = (UNKNOWN, str(exc))
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                step = (UNKNOWN, f"cannot evaluate {nft_render.stmt_text(s, ch.family)!r}: {exc}")
+            if step[0] in (VERDICT, VMAP) and final is None:
+                final = nft_render.stmt_text(s, ch.family)
+            if step[0] == MATCH and ports is None and not any(x[0] != MATCH for x in steps):
+                ports = _dport_key(s)
+            if step[0] is not None:
+                steps.append(step)
+        return _Rule(rule.ref, steps, final, ports)
+
+    def _stmt(self, ch: NftChain, rule: NftRule, s: Any) -> Step:
+        if not isinstance(s, Mapping) or len(s) != 1:
+            raise Unsupported(f"malformed statement {s!r}")
+        key, arg = next(iter(s.items()))
+        text = nft_render.stmt_text(s, ch.family)
+        if key == "match":
+            return self._match(ch, arg)
+        if key in ("accept", "drop", "return", "continue"):
+            return (VERDICT, (key, None))
+        if key in ("jump", "goto"):
+            return (VERDICT, (key, str(arg["target"])))
+        if key == "reject":
+            return (VERDICT, ("reject", rule.ref.reject_with))
+        if key in ("dnat", "snat", "masquerade", "redirect"):
+            addr = arg.get("addr") if isinstance(arg, Mapping) else None
+            if isinstance(addr, Mapping) and "map" in addr:  # no element: the rule breaks
+                ftype, get = getter(addr["map"]["key"])
+                data = addr["map"]["data"]
+                vm = self._named(ch, data, ftype) if isinstance(data, str) else \
+                    build_map(data["set"], ftype, is_map=True)
+                if isinstance(vm, str):
+                    return (COND, f"{nft_render.expr(addr['map']['key'])} in the {vm}")
+                hit = _set_test(get, vm, True)
+                return (VMAP, lambda pv: ("accept", key) if hit(pv) else None)
+            return (VERDICT, ("accept", key))
+        if key in ("counter", "log", "notrack", "flow", "dup"):
+            return (None,)
+        if key == "limit":
+            return (COND, _limit_condition(arg, text))
+        if key == "ct count":
+            n = arg.get("val")
+            return (COND, f"more than {n} connections ({text})" if arg.get("inv")
+                    else f"at most {n} connections ({text})")
+        if key == "quota":
+            return (COND, f"after {arg.get('val')} {arg.get('val_unit')} ({text})"
+                    if arg.get("inv") else f"until {arg.get('val')} {arg.get('val_unit')} ({text})")
+        if key == "set":
+            if arg.get("stmt"):
+                return (COND, f"per {nft_render.expr(arg.get('elem'))} in meter "
+                              f"{arg.get('set')}: {text}")
+            return (None,)
+        if key == "mangle":
+            return self._mangle(arg, text)
+        if key == "vmap":
+            ftype, get = getter(arg["key"])
+            data = arg["data"]
+            if isinstance(data, str):
+                vm = self._named(ch, data, ftype)
+                if isinstance(vm, str):
+                    return (COND, f"{nft_render.expr(arg['key'])} in the {vm}")
+            else:
+                vm = build_map(data["set"], ftype, is_map=True, verdicts=True)
+            return (VMAP, _vmap_lookup(get, vm))
+        raise Unsupported(f"statement {text!r} not supported")
+
+    def _mangle(self, arg: Mapping[str, Any], text: str) -> Step:
+        k, v = arg.get("key"), arg.get("value")
+        if isinstance(k, Mapping) and "meta" in k and k["meta"].get("key") == "mark":
+            if isinstance(v, int):
+                def set_mark(pv: PV, val: int = v) -> None:
+                    pv.mark = val
+                return (MARK, set_mark)
+            raise Unsupported(f"{text!r}: only constant marks are evaluated")
+        return (None,)  # other header/ct changes do not alter what later matches see here
+
+    # -- running -----------------------------------------------------------------
+    def run(self, hc: HookChain, packet: Packet, env: TraceEnv) -> ChainOutcome:
+        pv = PV(packet, env)
+        path: list[RuleRef] = []
+        conds: list[Conditional] = []
+        nevals: list[NotEvaluated] = []
+        base = self.chains[(hc.family, hc.table, hc.chain)]
+        cur, cands, pos = base, base.candidates(pv), 0
+        stack: list[tuple[_Chain, list[int], int]] = []
+        while True:
+            if pos >= len(cands):
+                if not stack:
+                    break
+                cur, cands, pos = stack.pop()
+                continue
+            rule = cur.rules[cands[pos]]
+            pos += 1
+            v = self._exec(rule, pv, path, conds, nevals)
+            if v is None or v[0] == "continue":
+                continue
+            kind = v[0]
+            if kind in ("accept", "drop", "reject"):
+                return self._outcome(kind, rule.ref, None, v[1], path, conds, nevals, pv)
+            if kind == "return":
+                if not stack:
+                    break
+                cur, cands, pos = stack.pop()
+            elif kind in ("jump", "goto"):
+                target = self.chains.get((cur.chain.family, cur.chain.table, str(v[1])))
+                if target is None or len(stack) >= MAX_DEPTH:
+                    path.pop()
+                    why = "not found" if target is None else "too deep (jump stack full)"
+                    nevals.append(NotEvaluated(rule.ref, f"{kind} target chain {v[1]} {why}"))
+                    continue
+                if kind == "jump":
+                    stack.append((cur, cands, pos))
+                cur, cands, pos = target, target.candidates(pv), 0
+            else:
+                nevals.append(NotEvaluated(rule.ref, f"verdict {kind} not supported"))
+        ch = base.chain
+        pol = ch.policy or "accept"
+        policy = Policy(BACKEND, ch.family, ch.table, ch.name, pol)
+        verdict = "drop" if pol == "drop" else "accept"
+        return self._outcome(verdict, None, policy, None, path, conds, nevals, pv)
+
+    @staticmethod
+    def _outcome(verdict: str, ref: RuleRef | None, policy: Policy | None, with_: Any,
+                 path: list[RuleRef], conds: list[Conditional], nevals: list[NotEvaluated],
+                 pv: PV) -> ChainOutcome:
+        changed = pv.packet.with_mark(pv.mark) if pv.mark != pv.packet.mark else None
+        return ChainOutcome(verdict, ref, policy,  # type: ignore[arg-type]
+                            with_ if verdict == "reject" else None, tuple(path),
+                            tuple(conds), tuple(nevals), changed)
+
+    @staticmethod
+    def _exec(rule: _Rule, pv: PV, path: list[RuleRef], conds: list[Conditional],
+              nevals: list[NotEvaluated]) -> Verdict | None:
+        for step in rule.steps:
+            code = step[0]
+            try:
+                if code == MATCH:
+                    if not step[1](pv):
+                        return None
+                elif code == VERDICT:
+                    path.append(rule.ref)
+                    return step[1]  # type: ignore[no-any-return]
+                elif code == COND:
+                    conds.append(Conditional(rule.ref, step[1], rule.final))
+                    return None
+                elif code == MARK:
+                    step[1](pv)
+                elif code == VMAP:
+                    v = step[1](pv)
+                    if v is None:
+                        return None
+                    path.append(rule.ref)
+                    return v  # type: ignore[no-any-return]
+                else:
+                    nevals.append(NotEvaluated(rule.ref, step[1]))
+                    return None
+            except Unknown as exc:
+                nevals.append(NotEvaluated(rule.ref, str(exc)))
+                return None
+        path.append(rule.ref)
+        return CONTINUE
+
+
+def _set_test(get: Callable[[PV], Any], vm: ValueMap, want: bool) -> Callable[[PV], bool]:
+    def test(pv: PV) -> bool:
+        v = get(pv)
+        if v is MISSING:
+            return False
+        return (vm.lookup(v) is not None) == want
+    return test
+
+
+def _cmp_test(get: Callable[[PV], Any], ftype: Any, op: str, rhs: Any) -> Callable[[PV], bool]:
+    kind = rhs[0]
+    if ftype == "flags":
+        want = rhs[1]
+        if op == "in":
+            return lambda pv: (v := get(pv)) is not MISSING and bool(v & want)
+        if op in ("==", "!="):
+            eq = op == "=="
+            return lambda pv: (v := get(pv)) is not MISSING and (v == want) == eq
+        raise Unsupported(f"operator {op} on flags")
+    if kind == "interval":
+        lo, hi = rhs[1], rhs[2]
+        inside = op in ("==", "in")
+        if op not in ("==", "!=", "in"):
+            raise Unsupported(f"operator {op} with a range")
+        return lambda pv: (v := get(pv)) is not MISSING and (lo <= v <= hi) == inside
+    if kind == "wild":
+        pre = rhs[1]
+        inside = op != "!="
+        return lambda pv: (v := get(pv)) is not MISSING and v.startswith(pre) == inside
+    c = rhs[1]
+    ops: dict[str, Callable[[Any], bool]] = {
+        "==": lambda v: bool(v == c), "in": lambda v: bool(v == c), "!=": lambda v: bool(v != c),
+        "<": lambda v: bool(v < c), ">": lambda v: bool(v > c),
+        "<=": lambda v: bool(v <= c), ">=": lambda v: bool(v >= c),
+    }
+    if op not in ops:
+        raise Unsupported(f"operator {op!r}")
+    f = ops[op]
+    return lambda pv: (v := get(pv)) is not MISSING and f(v)
+
+
+def _vmap_lookup(get: Callable[[PV], Any], vm: ValueMap) -> Callable[[PV], Verdict | None]:
+    def lookup(pv: PV) -> Verdict | None:
+        v = get(pv)
+        if v is MISSING:
+            return None
+        return vm.lookup(v)  # type: ignore[no-any-return]
+    return lookup
+
+
+def _dport_key(s: Mapping[str, Any]) -> frozenset[int] | None:
+    """The destination ports a rule's leading ``tcp/udp dport`` match requires, if exact."""
+    m = s.get("match", {})
+    left, right = m.get("left"), m.get("right")
+    if m.get("op") not in ("==", "in") or not isinstance(left, Mapping):
+        return None
+    p = left.get("payload", {})
+    if p.get("field") != "dport" or p.get("protocol") not in PORT_PROTOS:
+        return None
+    vals = right["set"] if isinstance(right, Mapping) and "set" in right else [right]
+    if all(isinstance(x, int) for x in vals):
+        return frozenset(vals)
+    return None
+
+
+def _limit_condition(arg: Mapping[str, Any], text: str) -> str:
+    unit = arg.get("rate_unit", "packets")
+    rate = f"{arg.get('rate')}/{arg.get('per')}" if unit == "packets" else \
+        f"{arg.get('rate')} {unit}/{arg.get('per')}"
+    burst = f" burst {arg.get('burst')}" if arg.get("burst") else ""
+    if arg.get("inv"):
+        return f"over {rate}{burst} ({text})"
+    return f"while under {rate}{burst}; beyond that the rule does not match ({text})"
+
+
+def compile_ruleset(rs: NftRuleset) -> Compiled:
+    """Compile every chain of ``rs`` once (linear in the number of rules and elements)."""
+    return Compiled(rs)

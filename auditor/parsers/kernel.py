@@ -1,0 +1,255 @@
+"""Kernel messages that explain resets, in any syslog, journal or dmesg framing.
+
+Each kind is one ``event.action``:
+
+* netfilter LOG lines (iptables ``-j LOG``, nft ``log prefix``, UFW, firewalld,
+  also ulogd lines that reach this parser): ``firewall-reject``, ``firewall-drop``,
+  ``firewall-accept``, ``firewall-log``, ``firewall-rate-limit``, ``firewall-audit``
+  (see :mod:`auditor.parsers.netfilter`);
+* ``nf_conntrack: table full, dropping packet`` -> ``conntrack-table-full``;
+  other ``nf_conntrack: ... dropping`` / ``... table full`` -> ``conntrack-drop``;
+* ``Possible SYN flooding on port P. Sending cookies|Dropping request`` -> ``syn-flood``
+  (``destination.port``, ``auditor.mode`` = cookies | drop);
+* ``TCP: too many orphaned sockets`` -> ``orphan-sockets``;
+* ``TCP: out of memory -- consider tuning tcp_mem`` -> ``tcp-memory-pressure``;
+* ``VFS: file-max limit N reached`` -> ``file-max-reached`` (``auditor.limit``);
+* ``Out of memory: Killed process``, ``Memory cgroup out of memory: Killed process``
+  and ``oom-kill:constraint=...`` -> ``oom-kill`` (``process.pid``/``process.name``).
+
+Everything else returns None, cheaply: the scanner only offers lines holding a
+needle, and a line without one (``--every-line``) is only checked for its framing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from auditor.models import Event, Location
+from auditor.parsers import netfilter
+from auditor.parsers.base import LineError, LineParser, ParseContext
+from auditor.parsers.syslog_frame import Frame, Framer, sniff_framing
+from auditor.parsers.ulogd_json import ulogd_json_event
+
+KERNEL_ACTIONS = (
+    "conntrack-table-full",
+    "conntrack-drop",
+    "syn-flood",
+    "orphan-sockets",
+    "tcp-memory-pressure",
+    "file-max-reached",
+    "oom-kill",
+)
+
+_CT_FULL = re.compile(r"nf_conntrack: (?:nf_conntrack: )?table full, dropping packet")
+_SYN = re.compile(
+    r"(?:(\S+): )?[Pp]ossible SYN flooding on port (?:(\[[^\]]*\]|[^\s:]+):)?(\d{1,5})\. "
+    r"(Sending cookies|Dropping request)"
+)
+_ORPHAN = re.compile(r"too many (?:of )?orphaned sockets")
+_TCP_MEM = re.compile(r"out of memory -- consider tuning tcp_mem")
+_FILE_MAX = re.compile(r"VFS: file-max limit (\d{1,20}) reached")
+_KILLED = re.compile(
+    r"(?:(Memory cgroup out of memory|Out of memory(?: \([^)]*\))?): )?"
+    r"Killed process (\d{1,10}) \(([^)]*)\)(.*)"
+)
+_KB = re.compile(r"([a-z-]+):(\d+)kB")
+_OOM_KILL = re.compile(r"oom-kill:(.*)")
+_WILDCARD = ("0.0.0.0", "::", "*")
+
+_KIND: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str | None]] = {
+    # action: (dataset, category, type, outcome)
+    "conntrack-table-full": ("kernel.conntrack", ("network",), ("connection", "denied"), "failure"),
+    "conntrack-drop": ("kernel.conntrack", ("network",), ("connection", "denied"), "failure"),
+    "syn-flood": ("kernel.tcp", ("network",), ("connection", "info"), None),
+    "orphan-sockets": ("kernel.tcp", ("network",), ("error",), "failure"),
+    "tcp-memory-pressure": ("kernel.tcp", ("network",), ("error",), "failure"),
+    "file-max-reached": ("kernel.vfs", ("host",), ("error",), "failure"),
+    "oom-kill": ("kernel.oom", ("process",), ("end",), None),
+}
+_LOG_TAGS = (None, "kernel", "ulogd", "ulogd2")
+
+
+class KernelParser(LineParser):
+    """Kernel log (kern.log, syslog, journal export, dmesg) -> reset-relevant events."""
+
+    name: ClassVar[str] = "kernel"
+    description: ClassVar[str] = (
+        "kernel messages (netfilter LOG/UFW/firewalld, conntrack, SYN flood, OOM...) "
+        "in syslog, journal or dmesg framing"
+    )
+    # Few needles: the pure-Python scanner pays one pass over the data per needle.
+    # "TCP: " covers the SYN-flood, orphan and tcp_mem messages (all carry that prefix).
+    needles: tuple[bytes, ...] = (
+        b"SRC=",
+        b"nf_conntrack",
+        b"TCP: ",
+        b"file-max",
+        b"Killed process",
+        b"oom-kill:",
+        # journald stores non-UTF-8 messages as byte arrays, invisible to the other needles
+        b'"MESSAGE":[',
+    )
+    patterns: ClassVar[tuple[str, ...]] = netfilter.ACTIONS + KERNEL_ACTIONS
+    # event.dataset and extra keys of packet-log events from this parser.
+    packet_dataset: ClassVar[str] = "netfilter.log"
+    packet_extra: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, ctx: ParseContext, path: str = "-") -> None:
+        super().__init__(ctx, path)
+        self.framer = Framer(ctx)
+        self._words = tuple(n.decode() for n in self.needles)
+
+    @classmethod
+    def sniff(cls, head: Sequence[str]) -> float:
+        ok, total = sniff_framing(head)
+        if not total or ok * 2 < total:
+            return 0.0
+        kernel = sum(
+            1
+            for line in head
+            if " kernel: " in line or line.startswith("[") or '"kernel"' in line
+        )
+        return 0.8 if kernel else 0.45
+
+    def parse(self, line: str, location: Location) -> Event | None:
+        # Framing first, so that --every-line validates every line (and the year
+        # inference sees every stamp); then lines without a needle are irrelevant.
+        frame = self.framer.frame(line)
+        if frame is None or not any(word in line for word in self._words):
+            return None
+        if frame.data is not None:
+            return ulogd_json_event(frame.data, self.ctx, location, line)
+        return self.frame_event(frame, line, location)
+
+    def frame_event(self, frame: Frame, line: str, location: Location) -> Event | None:
+        """The event of one framed line, or None when it is irrelevant."""
+        if "IN=" in frame.rest:
+            text = frame.message if frame.program in _LOG_TAGS else frame.rest
+            packet = netfilter.parse_log_line(text)
+            if packet is not None:
+                return netfilter.packet_event(
+                    packet,
+                    timestamp=frame.timestamp,
+                    location=location,
+                    original=line,
+                    message=text,
+                    host=frame.host or self.ctx.host_name,
+                    relative=frame.relative,
+                    level=frame.level,
+                    extra={**frame.extra, **self.packet_extra},
+                    process=(frame.program, frame.pid),
+                    dataset=self.packet_dataset,
+                )
+        if frame.program not in _LOG_TAGS:
+            return None
+        return self.kernel_event(frame, line, location)
+
+    def kernel_event(self, frame: Frame, line: str, location: Location) -> Event | None:
+        """conntrack, TCP, VFS and OOM messages."""
+        msg = frame.message
+        extra: dict[str, Any] = dict(frame.extra)
+        pid, pname = frame.pid, frame.program
+        port: int | None = None
+        dest_ip: str | None = None
+        action: str | None = None
+        if "nf_conntrack" in msg:
+            if _CT_FULL.search(msg):
+                action = "conntrack-table-full"
+            elif "dropping" in msg or "table full" in msg:
+                action = "conntrack-drop"
+        elif "SYN flooding" in msg:
+            m = _SYN.search(msg)
+            if m is None:
+                raise LineError("SYN flooding message not understood")
+            action = "syn-flood"
+            proto, addr, port_text, what = m.groups()
+            port = int(port_text)
+            if port > 65535:
+                raise LineError(f"bad port {port_text}")
+            extra["mode"] = "cookies" if what.startswith("Sending") else "drop"
+            if proto and proto != "TCP":
+                extra["socket"] = proto
+            if addr:
+                addr = addr.strip("[]")
+                extra["listen"] = addr
+                if addr not in _WILDCARD:
+                    dest_ip = addr
+        elif _ORPHAN.search(msg):
+            action = "orphan-sockets"
+        elif _TCP_MEM.search(msg):
+            action = "tcp-memory-pressure"
+        elif "file-max" in msg:
+            fm = _FILE_MAX.search(msg)
+            if fm is not None:
+                action = "file-max-reached"
+                extra["limit"] = int(fm.group(1))
+        elif "Killed process" in msg:
+            k = _KILLED.search(msg)
+            if k is not None:
+                action = "oom-kill"
+                scope, pid_text, pname, tail = k.groups()
+                pid = int(pid_text)
+                extra["oom_report"] = "kill"
+                if scope and scope.startswith("Memory cgroup"):
+                    extra["cgroup_oom"] = True
+                for key, value in _KB.findall(tail):
+                    extra[key.replace("-", "_") + "_kb"] = int(value)
+                uid = re.search(r"UID:(\d+)", tail)
+                if uid:
+                    extra["uid"] = int(uid.group(1))
+                adj = re.search(r"oom_score_adj:(-?\d+)", tail)
+                if adj:
+                    extra["oom_score_adj"] = int(adj.group(1))
+        elif "oom-kill:" in msg:
+            o = _OOM_KILL.search(msg)
+            fields = _oom_fields(o.group(1)) if o else {}
+            if "pid" in fields and fields["pid"].isdigit() and len(fields["pid"]) < 11:
+                action = "oom-kill"
+                pid, pname = int(fields["pid"]), fields.get("task")
+                extra["oom_report"] = "constraint"
+                for key in ("constraint", "oom_memcg", "task_memcg", "cpuset"):
+                    if fields.get(key):
+                        extra["cgroup" if key == "task_memcg" else key] = fields[key]
+                if fields.get("uid", "").isdigit():
+                    extra["uid"] = int(fields["uid"])
+            else:
+                raise LineError("oom-kill line without pid")
+        if action is None:
+            return None
+        dataset, category, types, outcome = _KIND[action]
+        return Event(
+            timestamp=frame.timestamp,
+            location=location,
+            dataset=dataset,
+            action=action,
+            category=category,
+            type=types,
+            outcome=outcome,
+            log_level=frame.level,
+            destination_ip=dest_ip,
+            destination_port=port,
+            transport="tcp" if action == "syn-flood" else None,
+            process_pid=pid,
+            process_name=pname,
+            host_name=frame.host or self.ctx.host_name,
+            message=msg,
+            original=line,
+            time_relative=frame.relative,
+            extra=extra,
+        )
+
+
+def _oom_fields(text: str) -> dict[str, str]:
+    """``constraint=X,nodemask=(null),...,task=name,pid=1,uid=0`` -> dict (task may hold commas)."""
+    out: dict[str, str] = {}
+    tail = re.search(r",task=(.*),pid=(\d+),uid=(\d+)\s*$", text)
+    if tail:
+        out["task"], out["pid"], out["uid"] = tail.groups()
+        text = text[: tail.start()]
+    for part in text.split(","):
+        key, eq, value = part.partition("=")
+        if eq:
+            out.setdefault(key.strip(), value.strip())
+    return out

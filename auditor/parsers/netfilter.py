@@ -1,0 +1,311 @@
+"""Netfilter packet log lines: the iptables/nft LOG format, UFW, firewalld and ulogd.
+
+The kernel (``nf_log_syslog``) writes ``<prefix>IN=eth0 OUT= MAC=... SRC=... DST=...
+LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF PROTO=TCP SPT=5 DPT=80 WINDOW=64240
+RES=0x00 SYN URGP=0 UID=0 GID=0 MARK=0x1``; IPv6 has ``TC HOPLIMIT FLOWLBL``;
+ICMP errors carry the offending packet in ``[...]``. ulogd's syslog emulation
+writes the same keys; its JSON output uses ``src_ip``/``oob.prefix`` style keys.
+
+:func:`parse_log_line` turns such a text into a :class:`Packet` (None when the
+text is not a packet log line, LineError when it is one but is malformed);
+:func:`packet_event` makes the Event, classified by the prefix:
+
+============================  ========================
+prefix                        event.action
+============================  ========================
+``[UFW LIMIT BLOCK]``          ``firewall-rate-limit``
+``[UFW AUDIT...]``             ``firewall-audit``
+contains REJECT               ``firewall-reject``
+contains DROP, BLOCK, DENY    ``firewall-drop``
+contains ACCEPT, ALLOW        ``firewall-accept``
+anything else                 ``firewall-log``
+============================  ========================
+
+``rule.name`` is the prefix with surrounding white space stripped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from auditor.models import Event, Location
+from auditor.parsers.base import LineError
+
+ACTIONS = (
+    "firewall-reject",
+    "firewall-drop",
+    "firewall-accept",
+    "firewall-log",
+    "firewall-rate-limit",
+    "firewall-audit",
+)
+
+_START = re.compile(r"IN=(\S*) OUT=(\S*)")
+_FIREWALLD = re.compile(
+    r"(?:filter|nat|mangle|raw|security)_(?:IN|OUT|FWD|FWDI|FWDO|FWD_OUT|PRE|POST)_"
+    r"(?:policy_)?(.+)_(REJECT|DROP|DENY|ACCEPT|ALLOW|allow|deny|LOG)\b"
+)
+_FIREWALLD_GLOBAL = ("FINAL_REJECT", "STATE_INVALID_DROP", "INVALID_DROP", "INVALID_REJECT")
+_TCP_FLAGS = frozenset(("CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"))
+_IP_FLAGS = frozenset(("CE", "DF", "MF"))
+_PROTO = {
+    "TCP": "tcp", "UDP": "udp", "UDPLITE": "udplite", "ICMP": "icmp", "ICMPv6": "ipv6-icmp",
+    "SCTP": "sctp", "DCCP": "dccp", "1": "icmp", "6": "tcp", "17": "udp", "47": "gre",
+    "50": "esp", "51": "ah", "58": "ipv6-icmp", "132": "sctp", "136": "udplite",
+}
+# KEY -> extra name, before and after the PROTO= key.
+_L3 = {"LEN": "len", "TOS": "tos", "PREC": "prec", "TTL": "ttl", "ID": "ip_id",
+       "TC": "tc", "HOPLIMIT": "hoplimit", "FLOWLBL": "flowlabel", "FRAG": "frag",
+       "PHYSIN": "physin", "PHYSOUT": "physout", "MACSRC": "macsrc", "MACDST": "macdst",
+       "MACPROTO": "macproto"}
+_L4 = {"SEQ": "seq", "ACK": "ack_seq", "WINDOW": "window", "RES": "res", "URGP": "urgp",
+       "LEN": "l4_len", "TYPE": "icmp_type", "CODE": "icmp_code", "ID": "icmp_id",
+       "MTU": "mtu", "GATEWAY": "gateway", "PARAMETER": "icmp_parameter"}
+_COMMON = {"UID": "uid", "GID": "gid", "MARK": "mark"}
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One logged packet, normalised from any of the log formats."""
+
+    prefix: str
+    ingress: str | None = None
+    egress: str | None = None
+    source_ip: str | None = None
+    destination_ip: str | None = None
+    source_port: int | None = None
+    destination_port: int | None = None
+    transport: str | None = None
+    source_mac: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+def check_ip(value: str, key: str) -> str:
+    """A valid IP address in canonical form, or LineError."""
+    if _IPV4.fullmatch(value):  # the common case, without ipaddress' cost
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise LineError(f"bad {key} address {value[:60]!r}") from None
+
+
+def _port(value: str, key: str) -> int:
+    if not value.isdigit() or len(value) > 5 or int(value) > 65535:
+        raise LineError(f"bad {key} port {value[:20]!r}")
+    return int(value)
+
+
+def _num(value: str) -> int | str:
+    return int(value) if value.isdigit() and len(value) < 20 else value
+
+
+def _mac(raw: str) -> tuple[str | None, str | None]:
+    """``MAC=dst:src:type`` (14 bytes) -> (source, destination) in ECS form ``AA-BB-...``."""
+    parts = raw.split(":")
+    if len(parts) < 12:
+        return None, None
+    dst = "-".join(parts[0:6]).upper()
+    src = "-".join(parts[6:12]).upper()
+    return src, dst
+
+
+def _split_tokens(text: str) -> tuple[list[str], list[str]]:
+    """White-space tokens outside ``[...]`` and the tokens of the first bracketed packet."""
+    if "[" not in text:
+        return text.split(), []
+    outer: list[str] = []
+    inner: list[str] = []
+    depth = 0
+    for tok in text.split():
+        if depth == 0 and not tok.startswith("["):
+            outer.append(tok)
+            continue
+        depth += tok.count("[") - tok.count("]")
+        tok = tok.strip("[]")
+        if tok:
+            inner.append(tok)
+        if depth <= 0:
+            depth = 0
+    return outer, inner
+
+
+_ADDRESSING = frozenset(("SRC", "DST", "SPT", "DPT", "MAC"))
+_BEFORE = {**_L3, **_COMMON}
+_AFTER = {**_L3, **_L4, **_COMMON}
+
+
+def _fields(tokens: list[str], extra: dict[str, Any]) -> dict[str, str]:
+    """Walks the tokens; fills ``extra`` and returns the addressing keys."""
+    got: dict[str, str] = {}
+    names = _BEFORE
+    after_proto = False
+    tcp_flags: list[str] = []
+    ip_flags: list[str] = []
+    for tok in tokens:
+        eq = tok.find("=")
+        if eq < 0:
+            if after_proto:
+                if tok in _TCP_FLAGS:
+                    tcp_flags.append(tok)
+            elif tok in _IP_FLAGS:
+                ip_flags.append(tok)
+            if tok == "INCOMPLETE":
+                extra["incomplete"] = True
+            continue
+        key = tok[:eq]
+        value = tok[eq + 1 :]
+        if key in _ADDRESSING:
+            if key not in got:
+                got[key] = value
+            continue
+        if key == "PROTO":
+            after_proto = True
+            names = _AFTER
+            got["PROTO"] = value
+            continue
+        name = names.get(key)
+        if name is None:
+            if not key.isupper():
+                continue
+            name = key.lower()
+            if name in extra:
+                continue
+        extra[name] = int(value) if value.isdigit() and len(value) < 20 else value
+    if tcp_flags:
+        extra["tcp_flags"] = tuple(tcp_flags)
+    if ip_flags:
+        extra["ip_flags"] = tuple(ip_flags)
+    return got
+
+
+def parse_log_line(text: str) -> Packet | None:
+    """A LOG-format text (prefix + keys) -> Packet; None if it has no ``IN= OUT=``."""
+    m = _START.search(text)
+    if m is None:
+        return None
+    prefix = text[: m.start()]
+    outer, inner = _split_tokens(text[m.end() :])
+    extra: dict[str, Any] = {}
+    got = _fields(outer, extra)
+    if inner:
+        inner_extra: dict[str, Any] = {}
+        inner_got = _fields(inner, inner_extra)
+        extra["inner"] = {k.lower(): _num(v) for k, v in inner_got.items()}
+    src = check_ip(got["SRC"], "SRC") if "SRC" in got else None
+    dst = check_ip(got["DST"], "DST") if "DST" in got else None
+    proto = got.get("PROTO")
+    transport = _PROTO.get(proto, proto.lower()) if proto else None
+    source_mac = None
+    if got.get("MAC"):
+        extra["mac"] = got["MAC"]
+        source_mac, dest_mac = _mac(got["MAC"])
+        if dest_mac:
+            extra["mac_dst"] = dest_mac
+    return Packet(
+        prefix=prefix,
+        ingress=m.group(1) or None,
+        egress=m.group(2) or None,
+        source_ip=src,
+        destination_ip=dst,
+        source_port=_port(got["SPT"], "SPT") if "SPT" in got else None,
+        destination_port=_port(got["DPT"], "DPT") if "DPT" in got else None,
+        transport=transport,
+        source_mac=source_mac,
+        extra=extra,
+    )
+
+
+def classify(prefix: str) -> tuple[str, dict[str, Any]]:
+    """A LOG prefix -> (event.action, extra such as firewall/zone)."""
+    upper = prefix.upper()
+    extra: dict[str, Any] = {}
+    if "[UFW " in upper:
+        extra["firewall"] = "ufw"
+        if "LIMIT" in upper:
+            return "firewall-rate-limit", extra
+        if "AUDIT" in upper:
+            return "firewall-audit", extra
+    else:
+        fwd = _FIREWALLD.search(prefix)
+        if fwd is not None:
+            extra["firewall"] = "firewalld"
+            extra["zone"] = fwd.group(1)
+        elif any(name in upper for name in _FIREWALLD_GLOBAL):
+            extra["firewall"] = "firewalld"
+    if "REJECT" in upper:
+        return "firewall-reject", extra
+    if "DROP" in upper or "BLOCK" in upper or "DENY" in upper:
+        return "firewall-drop", extra
+    if "ACCEPT" in upper or "ALLOW" in upper:
+        return "firewall-accept", extra
+    return "firewall-log", extra
+
+
+_TYPES = {
+    "firewall-reject": (("connection", "denied"), "failure"),
+    "firewall-drop": (("connection", "denied"), "failure"),
+    "firewall-rate-limit": (("connection", "denied"), "failure"),
+    "firewall-accept": (("connection", "allowed"), "success"),
+    "firewall-log": (("connection", "info"), None),
+    "firewall-audit": (("connection", "info"), None),
+}
+
+
+def packet_event(
+    packet: Packet,
+    *,
+    timestamp: datetime,
+    location: Location,
+    original: str,
+    message: str | None = None,
+    host: str | None = None,
+    relative: bool = False,
+    level: str | None = None,
+    dataset: str = "netfilter.log",
+    extra: Mapping[str, Any] | None = None,
+    process: tuple[str | None, int | None] = (None, None),
+) -> Event:
+    """The Event for one logged packet, classified by its prefix."""
+    action, cls_extra = classify(packet.prefix)
+    types, outcome = _TYPES[action]
+    network_type = None
+    if packet.source_ip is not None:
+        network_type = "ipv6" if ":" in packet.source_ip else "ipv4"
+    rule = packet.prefix.strip()
+    return Event(
+        timestamp=timestamp,
+        location=location,
+        dataset=dataset,
+        action=action,
+        category=("network",),
+        type=types,
+        outcome=outcome,
+        log_level=level,
+        source_ip=packet.source_ip,
+        source_port=packet.source_port,
+        source_mac=packet.source_mac,
+        destination_ip=packet.destination_ip,
+        destination_port=packet.destination_port,
+        transport=packet.transport,
+        network_type=network_type,
+        ingress_interface=packet.ingress,
+        egress_interface=packet.egress,
+        rule_name=rule or None,
+        process_name=process[0],
+        process_pid=process[1],
+        host_name=host,
+        message=message,
+        original=original,
+        time_relative=relative,
+        extra={**(extra or {}), **packet.extra, **cls_extra},
+    )

@@ -1,0 +1,274 @@
+"""nginx error log (``error_log``): upstream/client resets, timeouts, limits, restarts.
+
+Line shape: ``2026/11/24 10:00:01 [error] 1234#1234: *5678 <message>[, client: IP,
+server: NAME, request: "...", upstream: "...", host: "...", referrer: "..."]``.
+The message carries an optional ``(errno: text)`` and a context phrase after
+`` while ``. The stamp has no zone: ``ctx.timezone`` applies.
+Lines that do not bear on resets (404 ``open() failed``, most notices) give None.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from auditor.models import Event, Location
+from auditor.parsers.base import LineError, LineParser
+
+_HEAD = re.compile(
+    r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?(.*)\Z", re.S
+)
+_TAIL = re.compile(
+    r", client: (?P<client>[^,]*)(?:, server: (?P<server>[^,]*))?"
+    r'(?:, request: "(?P<request>.*?)")?(?:, subrequest: "(?P<subrequest>.*?)")?'
+    r'(?:, upstream: "(?P<upstream>.*?)")?(?:, host: "(?P<host>.*?)")?'
+    r'(?:, referrer: "(?P<referrer>.*?)")?\s*\Z',
+    re.S,
+)
+_ERRNO = re.compile(r"\((\d+): ([^)]*)\)")
+_SIGNAL = re.compile(r"signal (\d+) \((SIG\w+)\) received(?: from (\d+))?(?:, (.*))?\Z")
+_WORKER = re.compile(r"worker process (\d+) exited (?:on signal (\d+)|with code (\d+))")
+_EVENT_METHOD = re.compile(r'using the "\w+" event method')
+_ZONE = re.compile(r'by zone "([^"]*)"')
+_EXCESS = re.compile(r"excess: ([\d.]+)")
+_REQUEST = re.compile(r"(\S+) (\S+)(?: (HTTP/[\d.]+))?\Z")
+_QUIET_SIGNALS = frozenset({"SIGCHLD", "SIGALRM", "SIGIO"})
+_RESET = frozenset({"104", "32"})  # ECONNRESET, EPIPE
+
+_LIFECYCLE_TYPE = {
+    "nginx-signal": ("info",),
+    "nginx-reload": ("change",),
+    "nginx-exit": ("end",),
+    "nginx-start": ("start",),
+    "worker-exited": ("end",),
+}
+
+
+def split_request(request: str) -> tuple[str | None, str | None, str | None]:
+    """``GET /x HTTP/1.1`` -> (method, url, version); (None, None, None) when not a request line."""
+    m = _REQUEST.match(request)
+    return (m.group(1), m.group(2), m.group(3)) if m else (None, None, None)
+
+
+def host_port(url: str) -> tuple[str | None, int | None]:
+    """IP and port from an upstream URL such as ``http://127.0.0.1:8080/api``."""
+    try:
+        parts = urlsplit(url if "://" in url else "//" + url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None, None
+    if host is None:
+        return None, None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None, port
+    return host, port
+
+
+def classify(msg: str, errno: str | None) -> tuple[str | None, dict[str, Any]]:
+    """(event.action or None, extra fields) for an nginx error message."""
+    phrase = msg.rsplit(" while ", 1)[1] if " while " in msg else ""
+    extra: dict[str, Any] = {}
+    if "worker_connections are not enough" in msg:
+        head = msg.split(" ", 1)[0]
+        if head.isdigit():
+            extra["worker_connections"] = int(head)
+        return "worker-connections-exhausted", extra
+    if errno in ("24", "23"):
+        return "fd-exhausted", extra
+    if msg.startswith(("limiting connections", "limiting requests")):
+        zone = _ZONE.search(msg)
+        if zone:
+            extra["zone"] = zone.group(1)
+        if msg.startswith("limiting connections"):
+            return "limit-conn", extra
+        excess = _EXCESS.search(msg)
+        if excess:
+            extra["excess"] = float(excess.group(1))
+        if ", dry run" in msg:
+            extra["dry_run"] = True
+        return "limit-req", extra
+    if "no live upstreams" in msg:
+        return "no-live-upstreams", extra
+    if "SSL handshak" in phrase or "SSL_do_handshake()" in msg or "in SSL handshake" in msg:
+        if errno in _RESET or "closed connection" in msg or "reset" in msg.lower():
+            extra["side"] = "upstream" if "upstream" in phrase else "client"
+            return "ssl-handshake-reset", extra
+        return None, extra
+    if "client prematurely closed" in msg:
+        extra["side"] = "client"
+        return "client-prematurely-closed", extra
+    if "upstream" in phrase or msg.startswith("upstream "):
+        extra["side"] = "upstream"
+        if "prematurely closed" in msg:
+            return "upstream-prematurely-closed", extra
+        if errno in _RESET:
+            return "upstream-reset", extra
+        if errno == "110" or "timed out" in msg:
+            return "upstream-timeout", extra
+        if errno == "111":
+            return "upstream-refused", extra
+        return None, extra
+    extra["side"] = "client"
+    if "prematurely closed" in msg:
+        return "client-prematurely-closed", extra
+    if "client timed out" in msg or (errno == "110" and "client" in phrase):
+        return "client-timeout", extra
+    if errno in _RESET:
+        return "client-reset", extra
+    return None, {}
+
+
+def lifecycle(msg: str) -> tuple[str | None, dict[str, Any]]:
+    """Signals, reloads, exits and starts of the master and workers."""
+    m = _SIGNAL.match(msg)
+    if m:
+        if m.group(2) in _QUIET_SIGNALS:
+            return None, {}
+        extra: dict[str, Any] = {"signal": m.group(2), "signal_number": int(m.group(1))}
+        if m.group(3):
+            extra["sender_pid"] = int(m.group(3))
+        if m.group(4):
+            extra["signal_action"] = m.group(4)
+        return "nginx-signal", extra
+    if msg in ("reconfiguring", "gracefully shutting down"):
+        return "nginx-reload", {}
+    if msg in ("exiting", "exit"):
+        return "nginx-exit", {}
+    if msg == "start worker processes" or _EVENT_METHOD.match(msg):
+        return "nginx-start", {}
+    w = _WORKER.match(msg)
+    if w:
+        extra = {"worker_pid": int(w.group(1))}
+        if w.group(2):
+            extra["signal_number"] = int(w.group(2))
+        else:
+            extra["exit_code"] = int(w.group(3))
+        return "worker-exited", extra
+    return None, {}
+
+
+class NginxErrorParser(LineParser):
+    """nginx ``error_log`` lines -> reset, timeout, limit and restart events."""
+
+    name: ClassVar[str] = "nginx-error"
+    description: ClassVar[str] = "nginx error log (upstream/client resets, limits, restarts)"
+    needles: tuple[bytes, ...] = (
+        b"Connection reset", b"timed out", b"refused", b"prematurely", b"no live upstreams",
+        b"worker_connections", b"Too many open files", b"limiting ", b"handshak",
+        b"closed connection", b"Broken pipe", b"signal ", b"reconfiguring", b"shutting down",
+        b"exit", b"start worker processes", b"event method",
+    )
+    patterns: ClassVar[tuple[str, ...]] = (
+        "upstream-reset", "upstream-prematurely-closed", "upstream-timeout", "upstream-refused",
+        "no-live-upstreams", "client-prematurely-closed", "client-reset", "client-timeout",
+        "worker-connections-exhausted", "fd-exhausted", "limit-conn", "limit-req",
+        "ssl-handshake-reset", "nginx-signal", "nginx-reload", "nginx-exit", "nginx-start",
+        "worker-exited",
+    )
+
+    @classmethod
+    def sniff(cls, head: Sequence[str]) -> float:
+        lines = [line for line in head if line.strip()]
+        if not lines:
+            return 0.0
+        hits = sum(1 for line in lines if _HEAD.match(line))
+        return 0.95 * hits / len(lines)
+
+    def parse(self, line: str, location: Location) -> Event | None:
+        m = _HEAD.match(line)
+        if m is None:
+            raise LineError("not an nginx error log line")
+        y, mo, d, hh, mi, ss = m.groups()[:6]
+        body = m.group(11)
+        try:
+            stamp = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss),
+                             tzinfo=self.ctx.timezone)
+        except ValueError as exc:
+            raise LineError(f"bad time: {exc}") from None
+        msg, fields = _split_tail(body)
+        errno_m = _ERRNO.search(msg)
+        errno = errno_m.group(1) if errno_m else None
+        if fields or errno:
+            action, extra = classify(msg, errno)
+        else:
+            action, extra = lifecycle(msg)
+            if action is None:
+                action, extra = classify(msg, errno)
+        if action is None:
+            return None
+        return self._event(line, location, stamp, action, extra, msg, fields, errno_m, m)
+
+    def _event(
+        self,
+        line: str,
+        location: Location,
+        stamp: datetime,
+        action: str,
+        extra: dict[str, Any],
+        msg: str,
+        fields: dict[str, str],
+        errno_m: re.Match[str] | None,
+        head: re.Match[str],
+    ) -> Event:
+        level, pid, tid, conn = head.group(7), head.group(8), head.group(9), head.group(10)
+        if conn:
+            extra["connection"] = int(conn)
+        if " while " in msg:
+            extra["context"] = msg.rsplit(" while ", 1)[1]
+        method = url = None
+        for key in ("server", "subrequest", "host", "referrer"):
+            if fields.get(key):
+                extra[key] = fields[key]
+        if fields.get("request"):
+            method, url, version = split_request(fields["request"])
+            if version:
+                extra["http_version"] = version
+            if method is None:
+                extra["request"] = fields["request"]
+        dest_ip = dest_port = None
+        if fields.get("upstream"):
+            extra["upstream"] = fields["upstream"]
+            dest_ip, dest_port = host_port(fields["upstream"])
+        client = fields.get("client") or None
+        return Event(
+            timestamp=stamp,
+            location=location,
+            dataset="nginx.error",
+            action=action,
+            category=("web", "network"),
+            type=_LIFECYCLE_TYPE.get(action, ("error", "connection")),
+            outcome=None if action in _LIFECYCLE_TYPE else "failure",
+            log_level=level,
+            source_ip=client,
+            destination_ip=dest_ip,
+            destination_port=dest_port,
+            transport="tcp",
+            http_method=method,
+            url=url,
+            error_code=errno_m.group(1) if errno_m else None,
+            error_message=errno_m.group(2) if errno_m else None,
+            process_pid=int(pid),
+            process_name="nginx",
+            thread_id=int(tid),
+            host_name=self.ctx.host_name,
+            message=msg,
+            original=line,
+            extra=extra,
+        )
+
+
+def _split_tail(body: str) -> tuple[str, dict[str, str]]:
+    """(message, {client, server, request, upstream, host, referrer...})."""
+    pos = body.find(", client: ")
+    while pos != -1:
+        t = _TAIL.match(body, pos)
+        if t is not None:
+            return body[:pos], {k: v for k, v in t.groupdict().items() if v is not None}
+        pos = body.find(", client: ", pos + 1)
+    return body.rstrip(), {}

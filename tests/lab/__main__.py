@@ -1,0 +1,57 @@
+"""Run the incident lab by hand.
+
+    python -m tests.lab list
+    python -m tests.lab run NAME --out DIR [--keep]   (as root)
+
+``run`` reproduces one scenario, leaves its artifacts directory (with
+``expected.json``) in DIR, reports missing raw evidence, and prints the command
+that diagnoses it. Without ``--keep`` an existing DIR is emptied first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from tests.lab.netlab import lab_available
+from tests.lab.scenarios import registry, reproduce
+from tests.lab.verdict import command
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.lab")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="list the scenarios")
+    run = sub.add_parser("run", help="reproduce one scenario")
+    run.add_argument("name")
+    run.add_argument("--out", type=Path, required=True)
+    run.add_argument("--keep", action="store_true", help="do not empty an existing --out")
+    args = ap.parse_args(argv)
+    scenarios = registry()
+    if args.cmd == "list":
+        for sc in scenarios.values():
+            print(f"{sc.name:20} {sc.expect.cause or '(no finding)':26} {sc.title}")
+        return 0
+    found = scenarios.get(args.name)
+    if found is None:
+        print(f"unknown scenario {args.name!r}; see `python -m tests.lab list`", file=sys.stderr)
+        return 2
+    sc = found
+    reason = lab_available() or (sc.needs() if sc.needs else None)
+    if reason:
+        print(f"cannot run {sc.name}: {reason}", file=sys.stderr)
+        return 2
+    if args.out.exists() and not args.keep:
+        shutil.rmtree(args.out)
+    outcome = reproduce(sc, args.out)
+    for problem in outcome.problems:
+        print(f"missing evidence: {problem}", file=sys.stderr)
+    print(f"artifacts in {args.out}; expected top cause: {sc.expect.cause or 'none'}")
+    print(" ".join(command(args.out, sc.expect.args)))
+    return 1 if outcome.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

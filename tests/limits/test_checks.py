@@ -1,0 +1,217 @@
+"""Each limit check: fires on the condition with the values and remedy filled in, stays quiet
+on a healthy host; counters moved in a window raise the score, totals since boot do not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auditor.bundle.inputs import open_input
+from auditor.limits.checks import run_checks
+from auditor.limits.snapshot import HostState, load_state
+from auditor.models import Finding
+
+HEALTHY_SYSCTL = """\
+net.core.somaxconn = 4096
+net.ipv4.tcp_max_syn_backlog = 4096
+net.ipv4.tcp_syncookies = 1
+net.ipv4.tcp_abort_on_overflow = 0
+net.ipv4.tcp_max_orphans = 65536
+net.ipv4.tcp_max_tw_buckets = 65536
+net.ipv4.tcp_mem = 1000 2000 3000
+net.ipv4.tcp_keepalive_time = 7200
+net.netfilter.nf_conntrack_max = 262144
+net.netfilter.nf_conntrack_count = 1200
+net.netfilter.nf_conntrack_tcp_timeout_established = 432000
+net.netfilter.nf_conntrack_tcp_loose = 1
+fs.file-nr = 1000 0 100000
+"""
+SOCKSTAT = "sockets: used 90\nTCP: inuse 20 orphan {orphan} tw {tw} alloc 30 mem {mem}\n"
+NGINX = """\
+# configuration file /etc/nginx/nginx.conf:
+worker_processes {wp};
+{rlimit}
+events {{ worker_connections {wc}; }}
+http {{
+    keepalive_timeout {kat};
+    upstream app {{ server 127.0.0.1:8081; keepalive 8; {ukt} }}
+    server {{ listen 80 {backlog}; location / {{ proxy_pass http://app; }} }}
+    server {{ listen 127.0.0.1:8081; keepalive_timeout {app_kat}; }}
+}}
+"""
+
+
+def state(tmp_path: Path, files: dict[str, str]) -> HostState:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return load_state(open_input(str(tmp_path)))
+
+
+def causes(found: list[Finding]) -> dict[str, Finding]:
+    return {f.cause: f for f in found}
+
+
+def nginx(
+    wp: int = 2,
+    wc: int = 1024,
+    rlimit: str = "worker_rlimit_nofile 8192;",
+    kat: str = "65",
+    ukt: str = "",
+    backlog: str = "",
+    app_kat: str = "75s",
+) -> str:
+    return NGINX.format(
+        wp=wp, wc=wc, rlimit=rlimit, kat=kat, ukt=ukt, backlog=backlog, app_kat=app_kat
+    )
+
+
+def test_healthy_host_has_no_findings(tmp_path: Path) -> None:
+    s = state(
+        tmp_path,
+        {
+            "sysctl": HEALTHY_SYSCTL,
+            "sockstat": SOCKSTAT.format(orphan=3, tw=100, mem=10),
+            "nginx": nginx(),
+        },
+    )
+    assert run_checks(s) == []
+    assert s.since_boot
+
+
+def test_conntrack_full_and_abort_on_overflow(tmp_path: Path) -> None:
+    text = HEALTHY_SYSCTL.replace("nf_conntrack_count = 1200", "nf_conntrack_count = 250000")
+    text = text.replace("tcp_abort_on_overflow = 0", "tcp_abort_on_overflow = 1")
+    found = causes(run_checks(state(tmp_path, {"s": text})))
+    ct = found["conntrack-table-full"]
+    assert ct.limit == {
+        "name": "net.netfilter.nf_conntrack_max",
+        "value": 262144,
+        "observed": 250000,
+        "usage": 0.954,
+    }
+    assert "nf_conntrack_max=524288" in ct.remedy
+    assert ct.confidence == "medium"
+    assert ct.evidence[0].line == 9 and ct.evidence[0].source.endswith("/s")
+    ab = found["tcp-abort-on-overflow"]
+    assert "tcp_abort_on_overflow=0" in ab.remedy
+
+
+def test_nginx_worker_connections_over_rlimit(tmp_path: Path) -> None:
+    found = causes(
+        run_checks(
+            state(
+                tmp_path,
+                {
+                    "sysctl": HEALTHY_SYSCTL,
+                    "nginx": nginx(wp=4, wc=4096, rlimit="worker_rlimit_nofile 2048;"),
+                },
+            )
+        )
+    )
+    f = found["nginx-worker-connections"]
+    assert f.limit is not None
+    assert (f.limit["value"], f.limit["nofile"], f.limit["total"]) == (4096, 2048, 16384)
+    assert f.confidence == "medium"  # one worker alone can exceed its limit
+    assert "worker_rlimit_nofile 8192;" in f.remedy
+    # nginx -T dumps give the original file and its own line numbers
+    assert [(e.source, e.line) for e in f.evidence if e.kind == "config"] == [
+        ("/etc/nginx/nginx.conf", 3),
+        ("/etc/nginx/nginx.conf", 2),
+    ]
+
+
+def test_small_worker_connections_and_capped_backlog(tmp_path: Path) -> None:
+    text = HEALTHY_SYSCTL.replace("somaxconn = 4096", "somaxconn = 128")
+    every = run_checks(
+        state(
+            tmp_path,
+            {
+                "sysctl": text,
+                "nginx": nginx(wc=64, backlog="backlog=1024"),
+            },
+        )
+    )
+    found = causes(every)
+    assert found["nginx-worker-connections"].title == "nginx worker_connections small"
+    assert found["nginx-worker-connections"].confidence == "low"
+    capped_all = [f for f in every if f.cause == "listen-backlog-capped"]
+    assert sorted(f.ports for f in capped_all) == [(80,), (8081,)]  # 8081: nginx's default 511
+    capped = next(f for f in capped_all if f.ports == (80,))
+    assert capped.limit is not None and capped.limit["value"] == 1024
+    assert "net.core.somaxconn=1024" in capped.remedy
+    assert capped.ports == (80,)
+
+
+def test_keepalive_timeouts(tmp_path: Path) -> None:
+    text = HEALTHY_SYSCTL.replace("established = 432000", "established = 600").replace(
+        "tcp_loose = 1", "tcp_loose = 0"
+    )
+    found = causes(
+        run_checks(
+            state(
+                tmp_path,
+                {
+                    "sysctl": text,
+                    "nginx": nginx(kat="900s", ukt="keepalive_timeout 120s;", app_kat="60s"),
+                },
+            )
+        )
+    )
+    short = found["conntrack-timeout-short"]
+    assert short.limit is not None and short.limit["observed"] == 7200.0  # tcp_keepalive_time
+    assert "nf_conntrack_tcp_timeout_established=7260" in short.remedy
+    assert "nf_conntrack_tcp_loose=0" in short.summary
+    race = found["upstream-keepalive-race"]
+    assert race.limit is not None
+    assert (race.limit["value"], race.limit["observed"]) == (120.0, 60.0)
+    assert "keepalive_timeout 59s;" in race.remedy
+
+
+def test_no_race_when_upstream_outlasts_nginx(tmp_path: Path) -> None:
+    found = causes(
+        run_checks(
+            state(
+                tmp_path,
+                {
+                    "sysctl": HEALTHY_SYSCTL,
+                    "nginx": nginx(ukt="keepalive_timeout 30s;", app_kat="75s"),
+                },
+            )
+        )
+    )
+    assert "upstream-keepalive-race" not in found
+
+
+def test_counters_over_a_window_raise_the_score(tmp_path: Path) -> None:
+    head = "TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPAbortOnMemory\n"
+    before = "# auditor-snapshot before 2026-11-24T10:00:00+00:00\n" + head + "TcpExt: 0 10 10 0\n"
+    after = "# auditor-snapshot after 2026-11-24T10:00:10+00:00\n" + head + "TcpExt: 0 25 25 4\n"
+    orph = HEALTHY_SYSCTL.replace("tcp_max_orphans = 65536", "tcp_max_orphans = 100")
+    s = state(
+        tmp_path,
+        {
+            "sysctl": orph,
+            "n1": before,
+            "n2": after,
+            "sockstat": SOCKSTAT.format(orphan=95, tw=1, mem=10),
+        },
+    )
+    assert s.window_seconds == 10.0
+    assert s.deltas == {
+        "TcpExt.SyncookiesSent": 0,
+        "TcpExt.ListenOverflows": 15,
+        "TcpExt.ListenDrops": 15,
+        "TcpExt.TCPAbortOnMemory": 4,
+    }
+    found = causes(run_checks(s))
+    assert found["listen-queue-overflow"].score == 0.6
+    assert "+15 in 10 s" in found["listen-queue-overflow"].evidence[0].text
+    orphans = found["tcp-orphans-limit"]
+    assert orphans.limit == {"name": "net.ipv4.tcp_max_orphans", "value": 100, "observed": 95}
+    assert orphans.score == 0.6
+
+
+def test_since_boot_totals_are_weaker(tmp_path: Path) -> None:
+    head = "TcpExt: ListenOverflows ListenDrops\n"
+    s = state(tmp_path, {"sysctl": HEALTHY_SYSCTL, "n": head + "TcpExt: 99 99\n"})
+    assert s.since_boot and s.counter("TcpExt.ListenOverflows") == 99
+    assert "listen-queue-overflow" not in causes(run_checks(s))

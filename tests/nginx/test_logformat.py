@@ -1,0 +1,81 @@
+"""log_format compilation: variables, lists, JSON, needles, and how the format is chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditor.models import Location
+from auditor.nginx.logformat import LogFormatError, compile_format, split_format
+from auditor.nginx.model import COMBINED
+from auditor.parsers.base import LineError, ParseContext
+from auditor.parsers.nginx_access import NginxAccessParser
+from auditor.sources.files import SourceError
+
+DUMP = Path(__file__).resolve().parents[2] / "samples" / "nginx" / "nginx-T.txt"
+
+
+def test_split_and_match_combined() -> None:
+    parts = split_format("a $x ${y}z")
+    assert parts == [("lit", "a "), ("var", "x"), ("lit", " "), ("var", "y"), ("lit", "z")]
+    fmt = compile_format(COMBINED)
+    got = fmt.match('192.0.2.1 - bob [24/Nov/2026:10:00:00 +0000] "GET /a b HTTP/1.1" 502 5 "-" "x y"')
+    assert got is not None
+    assert got["remote_user"] == "bob" and got["request"] == "GET /a b HTTP/1.1"
+    assert got["status"] == "502" and got["http_user_agent"] == "x y"
+    assert fmt.needles == (b'" 444 ', b'" 499 ', b'" 502 ', b'" 503 ', b'" 504 ')
+    assert fmt.match("garbage") is None
+
+
+def test_lists_and_adjacent_free_text() -> None:
+    fmt = compile_format('$remote_addr $http_x_forwarded_for $upstream_addr $status end')
+    got = fmt.match("192.0.2.1 198.51.100.1, 198.51.100.2 192.0.2.5:80, 192.0.2.6:80 502 end")
+    assert got is not None
+    assert got["http_x_forwarded_for"] == "198.51.100.1, 198.51.100.2"
+    assert got["upstream_addr"] == "192.0.2.5:80, 192.0.2.6:80"
+
+
+def test_json_needles_and_fallback() -> None:
+    fmt = compile_format('{"s":"$status","u":"$upstream_addr"}', "json")
+    assert fmt.is_json and b'{"s":"502","u' in fmt.needles
+    assert fmt.match('{"s":"502","u":"192.0.2.5:80"}') == {"status": "502", "upstream_addr": "192.0.2.5:80"}
+    # Same shape written with default escaping (\x22 is not JSON): the regex still reads it.
+    fmt2 = compile_format('{"s":"$status","ua":"$http_user_agent"}')
+    assert fmt2.match('{"s":"499","ua":"a \\x22b\\x22"}') == {"status": "499", "http_user_agent": "a \\x22b\\x22"}
+    unquoted = compile_format('{"status":$status}', "json")
+    assert unquoted.needles[0] == b'{"status":444}'
+
+
+def test_bad_formats() -> None:
+    with pytest.raises(LogFormatError):
+        compile_format("no variables")
+    with pytest.raises(LogFormatError):
+        compile_format("$status", "yaml")
+
+
+def test_format_from_config_by_log_path() -> None:
+    ctx = ParseContext(options={"nginx_config": str(DUMP)})
+    parser = NginxAccessParser(ctx, "/copy/example.access.log.1")
+    assert parser.formats[0].source.startswith("$remote_addr:$remote_port")
+    line = ('192.0.2.1:5000 [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 502 5 rt=0.001 '
+            'ua="192.0.2.5:80" us="502" urt="0.001" uct="0.000" cn=7 cr=1')
+    event = parser.parse(line, Location("x", 1))
+    assert event is not None and event.source_port == 5000 and event.extra["connection"] == 7
+    named = NginxAccessParser(ParseContext(options={"nginx_config": str(DUMP),
+                                                    "log_format_name": "json"}), "other.log")
+    assert named.formats[0].is_json
+    with pytest.raises(LineError):
+        named.parse('192.0.2.1 - - [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 502 5 "-" "-"',
+                    Location("x", 1))
+
+
+def test_config_problems_are_one_line_source_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no log_format named 'nope'"):
+        NginxAccessParser(ParseContext(options={"nginx_config": str(DUMP), "log_format_name": "nope"}))
+    bad = tmp_path / "bad.conf"
+    bad.write_text("http {\n")
+    with pytest.raises(SourceError, match=r"bad\.conf:2: unexpected end of file"):
+        NginxAccessParser(ParseContext(options={"nginx_config": str(bad)}))
+    with pytest.raises(SourceError, match="log_format"):
+        NginxAccessParser(ParseContext(options={"log_format": "plain text"}))
