@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from datetime import datetime
 from typing import Any
 
@@ -164,14 +163,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@cache
-def _ecs_paths(cls: type) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """(attribute, ECS path split on dots) for every mapped field of ``cls``."""
-    return tuple(
-        (f.name, tuple(f.metadata["ecs"].split(".")))
-        for f in dataclasses.fields(cls)
-        if f.metadata.get("ecs") and f.name != "extra"
-    )
+# (attribute, ECS path split on dots) for every mapped Event field but ``extra``.
+_EVENT_PATHS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (f.name, tuple(f.metadata["ecs"].split(".")))
+    for f in dataclasses.fields(Event)
+    if f.metadata.get("ecs") and f.name != "extra"
+)
 
 
 _SCALARS = (str, int, float, bool)
@@ -180,7 +177,7 @@ _SCALARS = (str, int, float, bool)
 def to_ecs(event: Event) -> dict[str, Any]:
     """The event as a nested ECS document; empty fields are left out."""
     doc: dict[str, Any] = {}
-    for name, parts in _ecs_paths(type(event)):
+    for name, parts in _EVENT_PATHS:
         value = getattr(event, name)
         if value is None or value == () or value is False:
             continue

@@ -264,13 +264,14 @@ def _open_sos(root: str) -> Inputs:
 
 
 def live_inputs(
-    since: timedelta = timedelta(hours=2), sample: float = 0.0, logs: bool = True
+    since: timedelta = timedelta(hours=2), sample: float = 0.0, logs: bool = True,
+    rules: bool = True,
 ) -> Inputs:
     """Collect the live host into a temporary bundle directory and open it
-    (``logs=False``: limits, counters, listeners and rules only)."""
+    (``logs=False``/``rules=False`` leave those parts out)."""
     from auditor.bundle.collect import collect_dir
 
     dest = tempfile.mkdtemp(prefix="auditor-live-")
     atexit.register(shutil.rmtree, dest, True)
-    collect_dir(dest, since=since, sample=sample, logs=logs)
+    collect_dir(dest, since=since, sample=sample, logs=logs, rules=rules)
     return open_input(dest)

@@ -17,10 +17,14 @@ produces 409 answers, which count as delivered.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from auditor.commands._audit_snapshot import Correlation, read_host, snapshot_body
@@ -124,6 +128,26 @@ def _context(base: ParseContext, plan: ReadPlan) -> ParseContext:
     return ParseContext(base.timezone, mtime, base.boot_time, base.host_name, base.options)
 
 
+class AuditBusy(OSError):
+    """Another audit holds the state's lock."""
+
+
+@contextmanager
+def _locked(state_path: str) -> Iterator[None]:
+    """One audit at a time per state file (a timer run must not overlap a slow one)."""
+    lock = Path(state_path).with_name(Path(state_path).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AuditBusy(f"{state_path}: another audit is running") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def run_audit(
     cfg: AuditConfig,
     *,
@@ -134,6 +158,20 @@ def run_audit(
     on_event: Callable[[int], None] | None = None,
 ) -> AuditReport:
     """One scheduled audit run (see the module docstring for its order of steps)."""
+    if dry_run:
+        return _run(cfg, True, parsers, host_snapshot, sleep, on_event)
+    with _locked(cfg.state):
+        return _run(cfg, False, parsers, host_snapshot, sleep, on_event)
+
+
+def _run(
+    cfg: AuditConfig,
+    dry_run: bool,
+    parsers: Mapping[str, type[LineParser]] | None,
+    host_snapshot: bool,
+    sleep: Callable[[float], None],
+    on_event: Callable[[int], None] | None,
+) -> AuditReport:
     parsers = registry() if parsers is None else parsers
     report = AuditReport(dry_run=dry_run)
     now = datetime.now(UTC)

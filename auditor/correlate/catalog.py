@@ -132,11 +132,7 @@ class Cause:
         """Event actions this cause's evidence names."""
         out: set[str] = set()
         for spec in self.evidence:
-            if (
-                spec.kind == "event"
-                and not spec.params.get("near")
-                and (spec.anchor or not anchors_only)
-            ):
+            if spec.kind == "event" and (spec.anchor or not anchors_only):
                 out.update(spec.strings("actions"))
         return frozenset(out)
 

@@ -19,7 +19,8 @@ from typing import Any
 from auditor.models import Event
 
 WINDOW = timedelta(minutes=5)  # bucket width; adjacent buckets merge into one burst
-MAX_GROUPS = 5000  # beyond this, events go to one overflow group per bucket
+MAX_CELLS = 500_000  # beyond this, new cells fold into one overflow cell per minute and action
+MAX_CLIENT_CELLS = 200_000
 MAX_CLIENTS = 200
 MAX_PORTS = 64
 SAMPLES_PER_ACTION = 3
@@ -94,38 +95,31 @@ class Group:
     extra: dict[str, Any] = field(default_factory=dict)
     _packet_keys: set[tuple[Any, ...]] = field(default_factory=set, repr=False)
 
-    def add(self, event: Event, minute: int | None = None) -> None:
-        """Count one event (the hot path: a few dict operations, no allocation when full)."""
-        ts = event.timestamp
-        if ts < self.first:
-            self.first = ts
-        elif ts > self.last:
-            self.last = ts
-        action = event.action
-        self.counts[action] += 1
-        dataset = event.dataset
-        self.datasets[dataset] += 1
-        self.minutes[(minute_of(ts) if minute is None else minute, dataset)] += 1
-        ip = event.source_ip
-        if ip and (ip in self.clients or len(self.clients) < MAX_CLIENTS):
-            self.clients[ip] += 1
-        port = event.destination_port
-        if port is not None and (port in self.ports or len(self.ports) < MAX_PORTS):
-            self.ports[port] += 1
-        if action in NETFILTER:
-            flags = event.extra.get("tcp_flags")
-            if flags is not None and "SYN" not in _flags(flags):
-                self.without_syn[action] += 1
-            if len(self.packets) < PACKETS_PER_GROUP:
+    def add_cell(
+        self, minute: int, action: str, dataset: str, dport: int | None, cell: list[Any]
+    ) -> None:
+        """Fold one aggregator cell (count, first, last, without-SYN count) into the group."""
+        n = cell[0]
+        self.first = min(self.first, cell[1])
+        self.last = max(self.last, cell[2])
+        self.counts[action] += n
+        self.datasets[dataset] += n
+        self.minutes[(minute, dataset)] += n
+        if cell[3]:
+            self.without_syn[action] += cell[3]
+        if dport is not None and (dport in self.ports or len(self.ports) < MAX_PORTS):
+            self.ports[dport] += n
+
+    def add_samples(self, events: list[Event]) -> None:
+        for event in events:
+            kept = self.samples.setdefault(event.action, [])
+            if len(kept) < SAMPLES_PER_ACTION:
+                kept.append(event)
+            if event.action in NETFILTER and len(self.packets) < PACKETS_PER_GROUP:
                 key = _packet_key(event)
                 if key not in self._packet_keys:
                     self._packet_keys.add(key)
                     self.packets.append(event)
-        kept = self.samples.get(action)
-        if kept is None:
-            self.samples[action] = [event]
-        elif len(kept) < SAMPLES_PER_ACTION:
-            kept.append(event)
 
     def merge(self, other: Group) -> None:
         self.first = min(self.first, other.first)
@@ -214,8 +208,15 @@ class ContextIndex:
 
     def __init__(self) -> None:
         self.entries: dict[str, ContextEntry] = {}
+        self.first: datetime | None = None
+        self.last: datetime | None = None
 
     def add(self, event: Event) -> None:
+        ts = event.timestamp
+        if self.first is None or ts < self.first:
+            self.first = ts
+        if self.last is None or ts > self.last:
+            self.last = ts
         entry = self.entries.get(event.action)
         if entry is None:
             entry = self.entries[event.action] = ContextEntry()
@@ -241,65 +242,122 @@ class ContextIndex:
 
 
 class Aggregator:
-    """Feed events one at a time (:meth:`add`); :meth:`groups` gives the bursts."""
+    """Feed events one at a time (:meth:`add`); :meth:`groups` gives the bursts.
+
+    The hot path touches one "cell" per event, keyed (port, upstream, minute, action,
+    dataset, destination port): a count and first/last seen. Clients are counted per
+    burst bucket; samples and traceable packets are kept only when a cell is new.
+    """
 
     def __init__(self, window: timedelta = WINDOW) -> None:
         self.window = window
-        self._width = max(1, int(window.total_seconds()))
-        self.buckets: dict[tuple[int | None, str | None, int], Group] = {}
+        self._per = max(1, int(window.total_seconds()) // 60)  # minutes per bucket
+        self.cells: dict[tuple[Any, ...], list[Any]] = {}
+        self.clients: dict[tuple[Any, ...], int] = {}
+        self.samples: dict[tuple[Any, ...], list[Event]] = {}
         self.context = ContextIndex()
-        self._upstreams: dict[str, str] = {}
         self.events = 0
-        self.by_action: Counter[str] = Counter()
-        self.first: datetime | None = None
-        self.last: datetime | None = None
+        self._upstreams: dict[str, str] = {}
+        self._context = CONTEXT_ONLY | HOST_WIDE
+
+    @property
+    def buckets(self) -> set[tuple[Any, ...]]:
+        return {(k[0], k[1], k[2] // self._per) for k in self.cells}
+
+    @property
+    def first(self) -> datetime | None:
+        return min((c[1] for c in self.cells.values()), default=self.context.first)
+
+    @property
+    def last(self) -> datetime | None:
+        return max((c[2] for c in self.cells.values()), default=self.context.last)
 
     def add(self, event: Event) -> None:
         self.events += 1
         action = event.action
-        self.by_action[action] += 1
-        ts = event.timestamp
-        if self.first is None or ts < self.first:
-            self.first = ts
-        if self.last is None or ts > self.last:
-            self.last = ts
-        if action in CONTEXT_ONLY or action in HOST_WIDE:
+        if action in self._context:
             self.context.add(event)
             if action in CONTEXT_ONLY:
                 return
         extra = event.extra
-        raw = (extra.get("upstream") or extra.get("upstream_addr")) if extra else None
         upstream = None
-        if raw and isinstance(raw, str):
-            upstream = self._upstreams.get(raw)
-            if upstream is None:
-                upstream = upstream_of(event) or ""
-                if len(self._upstreams) < 10000:
-                    self._upstreams[raw] = upstream
-            upstream = upstream or None
-        port = None if upstream else event.destination_port
-        epoch = int(ts.timestamp())
-        bucket = epoch // self._width
-        key = (port, upstream, bucket)
-        group = self.buckets.get(key)
-        if group is None:
-            if len(self.buckets) >= MAX_GROUPS:
-                key = (None, None, bucket)
-                group = self.buckets.get(key)
-            if group is None:
-                group = self.buckets[key] = Group(port, upstream if key[1] else None, ts, ts)
-        group.add(event, epoch // 60)
+        if extra:
+            raw = extra.get("upstream") or extra.get("upstream_addr")
+            if raw and isinstance(raw, str):
+                upstream = self._upstreams.get(raw)
+                if upstream is None:
+                    upstream = upstream_of(event) or ""
+                    if len(self._upstreams) < 10000:
+                        self._upstreams[raw] = upstream
+                upstream = upstream or None
+        ts = event.timestamp
+        minute = int(ts.timestamp()) // 60
+        dport = event.destination_port
+        port = None if upstream else dport
+        key = (port, upstream, minute, action, event.dataset, dport)
+        cell = self.cells.get(key)
+        if cell is None:
+            if len(self.cells) >= MAX_CELLS:
+                key = (None, None, minute, action, event.dataset, None)
+                cell = self.cells.get(key)
+            if cell is None:
+                cell = self.cells[key] = [0, ts, ts, 0]
+                self._sample(key, event)
+        elif ts < cell[1]:
+            cell[1] = ts
+        elif ts > cell[2]:
+            cell[2] = ts
+        cell[0] += 1
+        ip = event.source_ip
+        if ip:
+            ckey = (key[0], key[1], minute // self._per, ip)
+            n = self.clients.get(ckey)
+            if n is not None:
+                self.clients[ckey] = n + 1
+            elif len(self.clients) < MAX_CLIENT_CELLS:
+                self.clients[ckey] = 1
+        if action in NETFILTER:
+            flags = extra.get("tcp_flags") if extra else None
+            if flags is not None and "SYN" not in _flags(flags):
+                cell[3] += 1
+
+    def _sample(self, key: tuple[Any, ...], event: Event) -> None:
+        skey = (key[0], key[1], key[2] // self._per, key[3])
+        kept = self.samples.get(skey)
+        if kept is None:
+            self.samples[skey] = [event]
+        elif len(kept) < SAMPLES_PER_ACTION or (
+            event.action in NETFILTER and len(kept) < PACKETS_PER_GROUP
+        ):
+            kept.append(event)
 
     def feed(self, events: Iterable[Event]) -> Aggregator:
+        add = self.add
         for event in events:
-            self.add(event)
+            add(event)
         return self
 
     def groups(self) -> list[Group]:
-        """Bursts: groups of the same key in adjacent buckets merged, ordered by first seen."""
+        """Bursts: buckets of the same key, adjacent in time, merged; ordered by first seen."""
+        per = self._per
+        buckets: dict[tuple[Any, ...], Group] = {}
+        for (port, upstream, minute, action, dataset, dport), cell in self.cells.items():
+            bkey = (port, upstream, minute // per)
+            group = buckets.get(bkey)
+            if group is None:
+                group = buckets[bkey] = Group(port, upstream, cell[1], cell[2])
+            group.add_cell(minute, action, dataset, dport, cell)
+        for (port, upstream, bucket, ip), n in self.clients.items():
+            group = buckets.get((port, upstream, bucket))
+            if group is not None and (ip in group.clients or len(group.clients) < MAX_CLIENTS):
+                group.clients[ip] += n
+        for (port, upstream, bucket, _action), events in self.samples.items():
+            group = buckets.get((port, upstream, bucket))
+            if group is not None:
+                group.add_samples(events)
         out: list[Group] = []
-        by_key: dict[tuple[int | None, str | None], list[tuple[int, Group]]] = {}
-        for (port, upstream, bucket), group in self.buckets.items():
+        by_key: dict[tuple[Any, ...], list[tuple[int, Group]]] = {}
+        for (port, upstream, bucket), group in buckets.items():
             by_key.setdefault((port, upstream), []).append((bucket, group))
         for items in by_key.values():
             items.sort(key=lambda bg: bg[0])
@@ -309,8 +367,7 @@ class Aggregator:
                 if current is not None and bucket == prev + 1:
                     current.merge(group)
                 else:
-                    current = Group(group.port, group.upstream, group.first, group.last)
-                    current.merge(group)
+                    current = group
                     out.append(current)
                 prev = bucket
         return sorted(out, key=lambda g: (g.first, g.label))

@@ -188,7 +188,8 @@ def _match_event(
         n, samples = ctx.near(actions, group.first, group.last, NEAR)
         n = max(n, group.count(actions))
         samples = samples or group.sample_events(actions)
-        weight = spec.weight
+        # Near in time is weaker when the group's own failures are of another kind.
+        weight = spec.weight * (0.5 + 0.5 * share)
         out.near_events.extend(samples)
     else:
         n = group.count(actions, bool(spec.params.get("without_syn")))

@@ -99,7 +99,6 @@ def read_live(with_nft: bool = True) -> FirewallState:
     legacy = read_legacy_backend()
     nft = read_nft_backend()
     state.problems += legacy.problems + nft.problems
-    state.warnings += nft.warnings
     for dump in legacy.dumps + nft.dumps:
         rs = IptablesRuleset(dump, sets)
         state.rulesets.append(rs)
@@ -110,6 +109,9 @@ def read_live(with_nft: bool = True) -> FirewallState:
         msg = ("iptables-legacy and iptables-nft tables both hold rules: the kernel runs both, "
                "and each iptables variant shows only its own")
         state.warnings.append(msg)
+    elif legacy.dumps and "iptables-legacy" not in state.backends:
+        state.warnings.append("iptables-legacy tables present but empty (no rules, ACCEPT "
+                              "policies): harmless, yet `iptables` may warn about them")
     if with_nft:
         _add_nftables(state)
     return state

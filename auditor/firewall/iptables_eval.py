@@ -12,17 +12,25 @@ source, destination ports) so that a chain need not be scanned rule by rule.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from auditor.firewall.ipset import IpSets, SetUnsupported
+from auditor.firewall.iptables_checks import (
+    Check,
+    _any_of,
+    _length_check,
+    _mark_check,
+    _net_check,
+    _pkttype_check,
+    _pnum,
+    _proto_check,
+    _range_check,
+    describe_condition,
+    proto_number,
+)
 from auditor.firewall.iptables_save import IptRule, Match, Option
 from auditor.firewall.model import Packet, TraceEnv
 
-Check = Callable[[Packet, TraceEnv], bool]
-IP = ipaddress.IPv4Address | ipaddress.IPv6Address
-PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "ipv6-icmp": 58, "sctp": 132,
-          "gre": 47, "esp": 50, "ah": 51, "udplite": 136, "dccp": 33}
 ICMP_TYPES = {"echo-reply": 0, "destination-unreachable": 3, "echo-request": 8,
               "time-exceeded": 11, "parameter-problem": 12, "redirect": 5,
               "router-advertisement": 9, "router-solicitation": 10, "source-quench": 4,
@@ -49,15 +57,6 @@ class CompiledRule:
     dst_host: str | None = None
     src_host: str | None = None
     dports: frozenset[int] | None = None
-
-
-def proto_number(name: str) -> int:
-    name = name.lower()
-    if name.isdigit():
-        return int(name)
-    if name in PROTOS:
-        return PROTOS[name]
-    raise ValueError(f"unknown protocol {name!r}")
 
 
 def _neg(check: Check, negated: bool) -> Check:
@@ -360,91 +359,6 @@ class _Compiler:
                 raise Undecidable(str(exc)) from None
 
         self.add(check, o.negated)
-
-
-def _any_of(a: Check, b: Check) -> Check:
-    return lambda p, e: a(p, e) or b(p, e)
-
-
-def _mark_check(value: int, mask: int) -> Check:
-    return lambda p, e: (p.mark & mask) == value
-
-
-def _range_check(src: bool, lo: IP, hi: IP) -> Check:
-    def check(p: Packet, e: TraceEnv) -> bool:
-        ip = p.src_ip if src else p.dst_ip
-        return ip.version == lo.version and lo <= ip <= hi  # type: ignore[operator]
-
-    return check
-
-
-def _length_check(lo: int, hi: int) -> Check:
-    return lambda p, e: lo <= p.length <= hi
-
-
-def _pkttype_check(kind: str) -> Check:
-    return lambda p, e: _pkttype(p) == kind
-
-
-def _net_check(src: bool, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Check:
-    if src:
-        return lambda p, e: p.src_ip in net
-    return lambda p, e: p.dst_ip in net
-
-
-def _proto_check(num: int) -> Check:
-    return lambda p, e: _pnum(p) == num
-
-
-def _pnum(p: Packet) -> int:
-    try:
-        return proto_number(p.proto)
-    except ValueError:
-        return -1
-
-
-def _pkttype(p: Packet) -> str:
-    ip = p.dst_ip
-    if ip.is_multicast:
-        return "multicast"
-    return "broadcast" if p.dst == "255.255.255.255" else "unicast"
-
-
-def describe_condition(name: str, options: tuple[Option, ...], rule: IptRule) -> str:
-    """A human condition such as "more than 20 connections per /32 to port 443"."""
-    o = {opt.name: opt.arg for opt in options}
-    port = next((opt.arg for m in rule.matches for opt in m.options
-                 if opt.name in ("dport", "dports", "destination-port")), None)
-    to_port = f" to port {port}" if port else ""
-    if name == "connlimit":
-        mask = o.get("connlimit-mask", "32")
-        scope = "destination" if "connlimit-daddr" in o else "source"
-        if "connlimit-above" in o:
-            return (f"more than {o['connlimit-above']} connections per /{mask} "
-                    f"{scope}{to_port}")
-        return f"at most {o.get('connlimit-upto', '?')} connections per /{mask} {scope}{to_port}"
-    if name == "hashlimit":
-        rate = o.get("hashlimit-above") or o.get("hashlimit-upto") or o.get("hashlimit", "?")
-        above = "hashlimit-above" in o
-        mode = o.get("hashlimit-mode", "")
-        per = f" per {mode}" if mode else ""
-        burst = f" (burst {o['hashlimit-burst']})" if "hashlimit-burst" in o else ""
-        return f"{'above' if above else 'within'} {rate}{per}{burst}{to_port}"
-    if name == "limit":
-        burst = o.get("limit-burst", "5")
-        return f"within {o.get('limit', '3/hour')} (burst {burst}){to_port}"
-    if name == "recent":
-        lst = o.get("name", "DEFAULT")
-        hits = f" with {o['hitcount']}+ hits" if "hitcount" in o else ""
-        secs = f" in the last {o['seconds']}s" if "seconds" in o else ""
-        return f"source is in recent list {lst!r}{hits}{secs}"
-    if name == "quota":
-        return f"while the {o.get('quota', '?')}-byte quota lasts"
-    if name == "statistic":
-        if o.get("mode") == "nth":
-            return f"every {o.get('every', '?')}th packet"
-        return f"with probability {o.get('probability', '?')}"
-    return f"-m {name} state"
 
 
 def compile_rule(rule: IptRule, family: int, ipsets: IpSets | None) -> CompiledRule:

@@ -217,4 +217,4 @@ def load_state(inputs: Inputs) -> HostState:
 
 def live_state(sample: float = 0.0) -> HostState:
     """This host's state now; with ``sample`` > 0 the counters are read twice, that far apart."""
-    return load_state(live_inputs(since=timedelta(0), sample=sample, logs=False))
+    return load_state(live_inputs(since=timedelta(0), sample=sample, logs=False, rules=False))

@@ -17,7 +17,7 @@ from typing import Any
 
 from auditor.models import Event, plain
 
-_enc = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_enc = json.encoder.encode_basestring
 _any = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 # (json key prefix, attribute name or None, subtree or None)
@@ -56,7 +56,7 @@ def value_json(value: Any) -> str:
     """One value as JSON, as ``to_ecs`` would render it (datetimes in ISO 8601)."""
     kind = type(value)
     if kind is str:
-        return str(_enc(value))
+        return _enc(value)
     if kind is int:
         return int.__repr__(value)
     if kind is bool:
@@ -64,7 +64,7 @@ def value_json(value: Any) -> str:
     if kind is float:
         return str(_any(value))
     if kind is datetime:
-        return '"' + value.isoformat() + '"'
+        return '"' + str(value.isoformat()) + '"'
     if kind is tuple:
         return "[" + ",".join(map(value_json, value)) + "]"
     if isinstance(value, Mapping):

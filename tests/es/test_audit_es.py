@@ -235,3 +235,34 @@ def test_templates_and_mappings(backend: Backend, tmp_path: Path) -> None:
     assert props["source"]["properties"]["ip"]["type"] == "ip"
     assert props["@timestamp"]["type"] == "date"
     assert props["event"]["properties"]["action"]["type"] == "keyword"
+
+
+def test_fleet_aggregates_across_hosts(backend: Backend, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from auditor.cli import app
+
+    for host in ("web-a", "web-b"):
+        d = tmp_path / host
+        d.mkdir()
+        log = d / "kern.log"
+        write_lines(log, range(63000, 63040))
+        be = Backend(backend.url, backend.kind, backend.namespace, backend.proxy, d)
+        cfg_path = be.config([log])
+        cfg_path.write_text(cfg_path.read_text().replace('host = "web-test-1"', f'host = "{host}"'))
+        rep = audit(cfg_path)
+        assert rep.ok and rep.findings >= 1, (rep.problems, rep.notes)
+    backend.docs("findings")  # refresh
+    backend.docs("resets")
+    env = {"AUDITOR_ES_NAMESPACE": backend.namespace, "AUDITOR_CONFIG": str(tmp_path / "none.toml")}
+    (tmp_path / "none.toml").write_text("")
+    res = CliRunner().invoke(app, ["fleet", "--es", backend.proxy.url, "--since", "48h", "--json"],
+                             env=env)
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert rows["causes"] and all(c["hosts"] == 2 for c in rows["causes"])
+    assert sorted(c["top_hosts"] for c in rows["causes"])[0] == ["web-a", "web-b"]
+    assert sum(sum(c["trend"]) for c in rows["causes"]) == sum(c["resets"] for c in rows["causes"])
+    # the resets per host: "web1" is the host name inside the log lines
+    assert rows["hosts"] == [{"host": "web1", "events": 80, "actions": {"firewall-reject": 80}}]
+    assert not [p for _, p, _ in backend.proxy.log if "/_search" in p and "size=" in p]

@@ -34,8 +34,6 @@ GAPS: dict[str, str] = {
                   "firewall-reject is not reported",
     "limit-conn": "nginx-conn-limit finding carries no limit (zone perip, 3)",
     "limit-req": "nginx-rate-limit finding carries no limit (zone api, 5r/s)",
-    "rlimit-nofile": "fd-exhaustion names fs.file-max, not the workers' RLIMIT_NOFILE 24 "
-                     "(worker_rlimit_nofile)",
 }
 
 _captured: dict[str, Outcome] = {}

@@ -143,10 +143,9 @@ def test_nginx_too_few_worker_connections(tmp_path: Path) -> None:
     assert capped.limit is not None and capped.limit["value"] == 8192
     assert capped.limit["somaxconn"] == state.sysctls.int("net.core.somaxconn")
     assert any(e.source == str(conf) for e in capped.evidence)
-    # the error log made it into the bundle and is offered to the log parsers
-    assert any(a.path.endswith("error.log") for a in inputs.artifacts) or any(
-        p.location.path.endswith("error.log") for p in inputs.problems
-    )
+    # the error log made it into the bundle and is recognised for the nginx error parser
+    kinds = {os.path.basename(a.path): a.kind for a in inputs.logs()}
+    assert kinds.get("error.log") == "nginx-error"
     doc = json.loads(live.stdout)
     assert {"nginx-worker-connections", "listen-backlog-capped"} <= {
         x["cause"] for x in doc["findings"]
