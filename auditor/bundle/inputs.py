@@ -8,6 +8,7 @@ Files that could not be understood are listed in ``problems`` with their path.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import os
 import shutil
@@ -111,12 +112,21 @@ def _files(root: str) -> Iterator[str]:
                 yield os.path.join(dirpath, name)
 
 
-def _extract(archive: str) -> str:
+def _extract(archive: str, skipped: list[str]) -> str:
+    """Unpack safely: links leaving the tree, devices and absolute paths are skipped (listed)."""
     dest = tempfile.mkdtemp(prefix="auditor-input-")
     atexit.register(shutil.rmtree, dest, True)
+
+    def safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        try:
+            return tarfile.data_filter(member, path)
+        except tarfile.FilterError:
+            skipped.append(member.name)
+            return None
+
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(dest, filter="data")
+            tar.extractall(dest, filter=safe)
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise SourceError(f"{archive}: not a readable archive ({exc})") from exc
     entries = [e for e in os.listdir(dest) if not e.startswith(".")]
@@ -138,7 +148,16 @@ def open_input(path: str) -> Inputs:
         raise SourceError(f"{path}: no such file or directory")
     if os.path.isfile(path):
         if _is_archive(path):
-            return _open_dir(_extract(path), origin=path)
+            skipped: list[str] = []
+            found = _open_dir(_extract(path, skipped), origin=path)
+            if not skipped:
+                return found
+            note = _problem(
+                path,
+                f"{len(skipped)} archive members not unpacked (links out of "
+                f"the archive, devices): {', '.join(skipped[:5])}",
+            )
+            return dataclasses.replace(found, problems=(*found.problems, note))
         try:
             kind, _ = _kind_of(path)
         except SourceError:
@@ -264,7 +283,9 @@ def _open_sos(root: str) -> Inputs:
 
 
 def live_inputs(
-    since: timedelta = timedelta(hours=2), sample: float = 0.0, logs: bool = True,
+    since: timedelta = timedelta(hours=2),
+    sample: float = 0.0,
+    logs: bool = True,
     rules: bool = True,
 ) -> Inputs:
     """Collect the live host into a temporary bundle directory and open it

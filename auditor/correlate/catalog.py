@@ -189,8 +189,9 @@ def load_file(path: Path, errors: list[str]) -> Cause | None:
     """One cause file; problems are appended to ``errors`` as ``file:line: message``."""
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        node = yaml.compose(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(f"{path}: {exc}")
         return None

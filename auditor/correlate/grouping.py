@@ -20,7 +20,7 @@ from auditor.models import Event
 
 WINDOW = timedelta(minutes=5)  # bucket width; adjacent buckets merge into one burst
 MAX_CELLS = 500_000  # beyond this, new cells fold into one overflow cell per minute and action
-MAX_CLIENT_CELLS = 200_000
+CLIENTS_PER_CELL = 64  # clients counted per cell (minute x action x key)
 MAX_CLIENTS = 200
 MAX_PORTS = 64
 SAMPLES_PER_ACTION = 3
@@ -109,6 +109,10 @@ class Group:
             self.without_syn[action] += cell[3]
         if dport is not None and (dport in self.ports or len(self.ports) < MAX_PORTS):
             self.ports[dport] += n
+        clients = self.clients
+        for ip, k in cell[4].items():
+            if ip in clients or len(clients) < MAX_CLIENTS:
+                clients[ip] += k
 
     def add_samples(self, events: list[Event]) -> None:
         for event in events:
@@ -236,7 +240,11 @@ class ContextIndex:
             entry = self.entries.get(action)
             if entry is None:
                 continue
-            n += sum(c for m, c in entry.minutes.items() if lo <= m <= hi)
+            minutes = entry.minutes
+            if hi - lo < len(minutes):
+                n += sum(minutes.get(m, 0) for m in range(lo, hi + 1))
+            else:
+                n += sum(c for m, c in minutes.items() if lo <= m <= hi)
             found.extend(e for e in entry.samples if lo <= minute_of(e.timestamp) <= hi)
         return n, sorted(found, key=lambda e: e.timestamp)
 
@@ -253,7 +261,6 @@ class Aggregator:
         self.window = window
         self._per = max(1, int(window.total_seconds()) // 60)  # minutes per bucket
         self.cells: dict[tuple[Any, ...], list[Any]] = {}
-        self.clients: dict[tuple[Any, ...], int] = {}
         self.samples: dict[tuple[Any, ...], list[Event]] = {}
         self.context = ContextIndex()
         self.events = 0
@@ -293,7 +300,11 @@ class Aggregator:
         ts = event.timestamp
         minute = int(ts.timestamp()) // 60
         dport = event.destination_port
-        port = None if upstream else dport
+        if action in HOST_WIDE:
+            upstream = ""  # a lane of its own: host-wide failures never mix with nginx's
+            port = dport
+        else:
+            port = None if upstream else dport
         key = (port, upstream, minute, action, event.dataset, dport)
         cell = self.cells.get(key)
         if cell is None:
@@ -301,7 +312,7 @@ class Aggregator:
                 key = (None, None, minute, action, event.dataset, None)
                 cell = self.cells.get(key)
             if cell is None:
-                cell = self.cells[key] = [0, ts, ts, 0]
+                cell = self.cells[key] = [0, ts, ts, 0, {}]
                 self._sample(key, event)
         elif ts < cell[1]:
             cell[1] = ts
@@ -310,12 +321,12 @@ class Aggregator:
         cell[0] += 1
         ip = event.source_ip
         if ip:
-            ckey = (key[0], key[1], minute // self._per, ip)
-            n = self.clients.get(ckey)
+            seen = cell[4]
+            n = seen.get(ip)
             if n is not None:
-                self.clients[ckey] = n + 1
-            elif len(self.clients) < MAX_CLIENT_CELLS:
-                self.clients[ckey] = 1
+                seen[ip] = n + 1
+            elif len(seen) < CLIENTS_PER_CELL:
+                seen[ip] = 1
         if action in NETFILTER:
             flags = extra.get("tcp_flags") if extra else None
             if flags is not None and "SYN" not in _flags(flags):
@@ -345,12 +356,8 @@ class Aggregator:
             bkey = (port, upstream, minute // per)
             group = buckets.get(bkey)
             if group is None:
-                group = buckets[bkey] = Group(port, upstream, cell[1], cell[2])
+                group = buckets[bkey] = Group(port, upstream or None, cell[1], cell[2])
             group.add_cell(minute, action, dataset, dport, cell)
-        for (port, upstream, bucket, ip), n in self.clients.items():
-            group = buckets.get((port, upstream, bucket))
-            if group is not None and (ip in group.clients or len(group.clients) < MAX_CLIENTS):
-                group.clients[ip] += n
         for (port, upstream, bucket, _action), events in self.samples.items():
             group = buckets.get((port, upstream, bucket))
             if group is not None:

@@ -132,3 +132,23 @@ def test_single_file_and_missing_paths(tmp_path: Path) -> None:
     junk.write_bytes(os.urandom(300))
     res = open_input(str(junk))
     assert res.artifacts == () and res.problems[0].location.path == str(junk)
+
+
+def test_archive_links_leaving_the_tree_are_skipped_and_named(tmp_path: Path) -> None:
+    archive = tmp_path / "sos.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        tar.add(SOS, arcname="sosreport-x")
+        for name, target in (
+            ("etc/localtime", "/usr/share/zoneinfo/UTC"),
+            ("etc/escape", "../../../../etc/passwd"),
+        ):
+            info = tarfile.TarInfo(f"sosreport-x/{name}")
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    inputs = open_input(str(archive))
+    assert len(inputs.artifacts) == len(open_input(str(SOS)).artifacts)
+    assert len(inputs.problems) == 1
+    assert inputs.problems[0].location.path == str(archive)
+    assert (
+        "etc/localtime" in inputs.problems[0].reason and "etc/escape" in inputs.problems[0].reason
+    )

@@ -185,10 +185,12 @@ class Lab:
 
     def collect(self, dest: Path, nginx_conf: Path | None = None, logs: dict[str, Path] | None = None,
                 netstat_before: dict[str, str] | None = None, host: str = "web-01",
-                kernel_style: str = "dmesg", extra: dict[str, str] | None = None) -> Path:
+                kernel_style: str = "dmesg", extra: dict[str, str] | None = None,
+                paths: dict[str, str] | None = None) -> Path:
         """Write what the server would hold into ``dest``: an artifacts directory for diagnose.
 
-        The machine's own host name is replaced by ``host`` in every text written.
+        The machine's own host name is replaced by ``host`` in every text written, and each
+        key of ``paths`` (temporary directories) by its value.
         """
         dest.mkdir(parents=True, exist_ok=True)
         (dest / "kern.log").write_text("\n".join(self.kernel_lines(kernel_style, host)) + "\n")
@@ -213,7 +215,7 @@ class Lab:
         for name, path in (logs or {}).items():
             if path.exists():
                 shutil.copy(path, dest / name)
-        scrub(dest, host)
+        scrub(dest, host, paths or {})
         return dest
 
     def counters(self, phase: str = "before") -> dict[str, str]:
@@ -329,7 +331,7 @@ def next_kmsg_seq() -> int:
     return records[-1][0] + 1 if records else 0
 
 
-def scrub(dest: Path, host: str) -> None:
+def scrub(dest: Path, host: str, paths: dict[str, str]) -> None:
     """Replace this machine's host name by ``host`` in every text file under ``dest``.
 
     The kernel release and version become generic Debian ones.
@@ -348,7 +350,8 @@ def scrub(dest: Path, host: str) -> None:
                      flags=re.M) if path.name == "sysctl.txt" else text
         for word in words:
             new = word.sub(host, new)
-        for mine, generic in ((uname.release, GENERIC_RELEASE), (uname.version, GENERIC_VERSION)):
+        for mine, generic in ((uname.release, GENERIC_RELEASE), (uname.version, GENERIC_VERSION),
+                              *paths.items()):
             new = new.replace(mine, generic)
         if new != text:
             path.write_text(new)

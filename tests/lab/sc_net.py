@@ -163,8 +163,9 @@ iptables -A INPUT -p tcp -j REJECT --reject-with tcp-reset""")
           Expect("conntrack-table-full", limit=("*nf_conntrack_max",)), host="lb-08.example.com",
           kernel_style="rsyslog")
 def conntrack_full(ctx: Ctx) -> None:
+    ctx.lab.unthrottle_kernel_log()  # "table full" goes through the host's net_ratelimit()
     ctx.srv("iptables -A INPUT -m conntrack --ctstate INVALID -j DROP")
-    upstream(ctx.lab, 80, "slow", 200_000)
+    upstream(ctx.lab, 80, "slow", 400_000)
     ctx.mark()
     holders = ctx.background(lambda: ctx.load(30, concurrency=30, timeout=8))
     time.sleep(1.0)

@@ -88,6 +88,7 @@ class Ctx:
 
     def mark(self) -> None:
         """Take the "before" counters: call once the set-up is done, before the traffic."""
+        self.lab.log_all_netns()
         self.before = self.lab.counters()
 
     def background(self, fn: Callable[[], Any]) -> Future[Any]:
@@ -104,7 +105,8 @@ class Ctx:
             extra = {**self.nginx.process_limits(), **(extra or {})}
         sc = self.scenario
         self.lab.collect(self.out, conf, logs, self.before, host=sc.host,
-                         kernel_style=sc.kernel_style, extra=extra)
+                         kernel_style=sc.kernel_style, extra=extra,
+                         paths={str(self.work): "/srv/lab"})
         return self.out
 
     # -- raw evidence ---------------------------------------------------------

@@ -26,12 +26,8 @@ SCENARIOS = registry()
 GAPS: dict[str, str] = {
     "conntrack-full": "kernel parser maps the 6.x 'nf_conntrack: table full in netns N, "
                       "dropping packet' to conntrack-drop, which conntrack-table-full does not read",
-    "conntrack-invalid": "nginx start-up lines in error.log score service-restart above "
-                         "conntrack-invalid (CT-INVALID log + nf_ct_proto_6 invalid lines)",
     "client-abort": "nginx start-up lines in error.log are taken for a restart; the 499s go "
                     "to service-restart",
-    "two-causes": "the logged REJECTs on 8443 are given to service-restart (nginx start-up), "
-                  "firewall-reject is not reported",
     "limit-conn": "nginx-conn-limit finding carries no limit (zone perip, 3)",
     "limit-req": "nginx-rate-limit finding carries no limit (zone api, 5r/s)",
 }

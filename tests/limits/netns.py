@@ -131,3 +131,35 @@ def lab() -> Iterator[Lab]:
         for ns in made:
             # processes started with ip netns exec were killed above, by pid
             sh("ip", "netns", "del", ns, check=False)
+
+
+CONNTRACK_MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
+# Tests that lower the host-wide nf_conntrack_max take this lock, so that two of them never
+# overlap (one would otherwise "restore" the other's temporary value).
+CONNTRACK_MAX_LOCK = "/tmp/auditor-conntrack-max.lock"
+SANE_CONNTRACK_MAX = 16384  # below this the value is taken as another test's temporary one
+
+
+@contextmanager
+def conntrack_max(value: int) -> Iterator[str]:
+    """Lower the global nf_conntrack_max to ``value`` for the block; the original is restored."""
+    import fcntl
+
+    with open(CONNTRACK_MAX_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        deadline = time.monotonic() + 20
+        while True:  # a test not using the lock may hold it low for a moment: never keep that
+            with open(CONNTRACK_MAX) as fh:
+                original = fh.read().strip()
+            if int(original) >= SANE_CONNTRACK_MAX:
+                break
+            if time.monotonic() > deadline:
+                pytest.skip(f"nf_conntrack_max is {original}: held low by something else")
+            time.sleep(0.5)
+        try:
+            with open(CONNTRACK_MAX, "w") as fh:
+                fh.write(str(value))
+            yield original
+        finally:
+            with open(CONNTRACK_MAX, "w") as fh:
+                fh.write(original)

@@ -4,6 +4,7 @@ nf_conntrack_max is global (the per-namespace sysctl is read-only and shows the
 host's value) while nf_conntrack_count is per namespace. So the test lowers the
 global maximum for a few seconds (restored in ``finally``) and fills the table of
 its own namespace with unreplied UDP flows; other namespaces are far below it.
+Tests that lower it serialise on tests.limits.netns.CONNTRACK_MAX_LOCK.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from auditor.bundle.inputs import open_input
 from auditor.limits.checks import run_checks
 from auditor.limits.snapshot import load_state
-from tests.limits.netns import lab, needs_netns, sh
+from tests.limits.netns import conntrack_max, lab, needs_netns, sh
 
 MAX_PATH = "/proc/sys/net/netfilter/nf_conntrack_max"
 SMALL_MAX = 1024
@@ -49,8 +50,6 @@ def _conntrack_usable() -> str | None:
 @pytest.mark.skipif(_conntrack_usable() is not None, reason=f"conntrack: {_conntrack_usable()}")
 def test_conntrack_pressure(tmp_path: str) -> None:
     dest = os.path.join(str(tmp_path), "bundle")
-    with open(MAX_PATH) as fh:
-        original = fh.read().strip()
     with lab() as net:
         # a ct expression makes the namespace track connections
         rules = os.path.join(str(tmp_path), "ct.nft")
@@ -61,9 +60,7 @@ def test_conntrack_pressure(tmp_path: str) -> None:
             )
         r = net.run(net.server, "nft", "-f", rules)
         assert r.returncode == 0, r.stderr
-        try:
-            with open(MAX_PATH, "w") as fh:
-                fh.write(str(SMALL_MAX))
+        with conntrack_max(SMALL_MAX):
             collector = net.start_python(
                 net.server,
                 "from datetime import timedelta; from auditor.bundle.collect import collect_dir; "
@@ -78,11 +75,6 @@ def test_conntrack_pressure(tmp_path: str) -> None:
             assert flood.returncode == 0, flood.stderr
             _, err = collector.communicate(timeout=60)
             assert collector.returncode == 0, err
-        finally:
-            with open(MAX_PATH, "w") as fh:
-                fh.write(original)
-    with open(MAX_PATH) as fh:
-        assert fh.read().strip() == original
 
     state = load_state(open_input(dest))
     lim = state.limit("net.netfilter.nf_conntrack_max")
