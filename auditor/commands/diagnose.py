@@ -168,7 +168,7 @@ def diagnose(
             SourceInfo(str(problem.location), "unrecognised", False, note=problem.reason)
         )
     stats: list[ScanStats] = []
-    agg = Aggregator().feed(events_of(inputs, tz, stats, sources, start, end))
+    agg = Aggregator(watch=query.client).feed(events_of(inputs, tz, stats, sources, start, end))
     rulesets = load_rulesets(inputs, sources)
     state = load_host_state(inputs, sources)
     report = correlate(agg, rulesets, state, query, catalog)

@@ -17,7 +17,7 @@ from typing import Any
 from auditor.correlate import fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
 from auditor.correlate.findings import build_finding, merge_findings, notes_for
-from auditor.correlate.grouping import WINDOW, Aggregator, Group
+from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
 from auditor.correlate.state import StateView, view_of
@@ -40,10 +40,14 @@ def correlate(
     query = query or Query()
     rulesets = list(rulesets or ())
     view = view_of(state)
-    agg = events if isinstance(events, Aggregator) else Aggregator(window).feed(events)
+    agg = (
+        events if isinstance(events, Aggregator) else Aggregator(window, query.client).feed(events)
+    )
     groups = agg.groups()
     facts = {id(g): GroupFacts() for g in groups}
     _trace_groups(groups, facts, rulesets)
+    # Logged packets of LOG rules that the rules let through are not failures.
+    groups = [g for g in groups if not set(g.counts) <= UNCERTAIN or facts[id(g)].traced]
     query_group, query_facts = _query_group(groups, facts, query, rulesets, view, agg, now)
     if query_group is not None:
         groups.append(query_group)
@@ -157,8 +161,12 @@ def _counter_groups(
     end: datetime | None,
     now: datetime | None,
 ) -> list[tuple[Group, GroupFacts, str | None]]:
-    """Resets only kernel counters show (no log line): one group per cause they anchor."""
+    """Resets only kernel counters show (no log line): one group per cause they anchor.
+
+    Totals since boot say nothing about the incident window: they only become notes."""
     out: list[tuple[Group, GroupFacts, str | None]] = []
+    if view.since_boot:
+        return out
     for cause in catalog.causes:
         if cause.role != "cause" or cause.id in winners:
             continue

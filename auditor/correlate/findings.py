@@ -249,8 +249,17 @@ def notes_for(
     found = {f.cause for f in findings}
     notes: list[Note] = []
     titles: Mapping[str, str] = {c.id: c.title for c in catalog.causes}
+    # Checks cited as evidence of a cause that was found are not separate notes.
+    cited_checks = {
+        i
+        for c in catalog.causes
+        if c.id in found
+        for spec in c.evidence
+        if spec.kind == "check"
+        for i in spec.strings("ids")
+    }
     for check in view.checks:
-        if check.cause in found:
+        if check.cause in found or check.cause in cited_checks:
             continue
         notes.append(
             Note(
@@ -260,6 +269,22 @@ def notes_for(
                 tuple(check.evidence[:3]),
             )
         )
+    if view.since_boot:
+        for cause in catalog.causes:
+            if cause.id in found or cause.role != "cause":
+                continue
+            for spec in cause.evidence:
+                if spec.kind != "counter" or not spec.anchor:
+                    continue
+                for name, value in view.counter_hits(spec.strings("names"))[:2]:
+                    notes.append(
+                        Note(
+                            cause.id,
+                            cause.title,
+                            f"{name} = {value} since boot (one snapshot: take two, "
+                            "e.g. --sample 10, to see whether it grows now)",
+                        )
+                    )
     cited = {(f.rule or {}).get("text") for f in findings}
     for ruleset in rulesets:
         try:

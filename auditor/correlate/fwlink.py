@@ -106,6 +106,7 @@ def trace(rulesets: Sequence[Any], packet: Any) -> Traced | None:
     for cond in getattr(result, "conditional", ()) or ():
         crule = getattr(cond, "rule", None)
         cverdict = str(getattr(cond, "verdict", None) or getattr(crule, "target", "") or "")
+        cverdict = (cverdict.split() or [""])[0].lower()  # "reject with tcp reset" -> "reject"
         if crule is not None and cverdict in ("reject", "drop"):
             return Traced(
                 crule,

@@ -20,7 +20,7 @@ from auditor.models import Event
 
 WINDOW = timedelta(minutes=5)  # bucket width; adjacent buckets merge into one burst
 MAX_CELLS = 500_000  # beyond this, new cells fold into one overflow cell per minute and action
-CLIENTS_PER_CELL = 64  # clients counted per cell (minute x action x key)
+CLIENTS_PER_CELL = 8  # clients counted per cell (minute x action x key)
 MAX_CLIENTS = 200
 MAX_PORTS = 64
 SAMPLES_PER_ACTION = 3
@@ -36,7 +36,6 @@ CONTEXT_ONLY = frozenset(
         "nginx-start",
         "worker-exited",
         "firewall-accept",
-        "firewall-log",
         "firewall-audit",
     }
 )
@@ -53,7 +52,10 @@ HOST_WIDE = frozenset(
         "fd-exhausted",
     }
 )
-NETFILTER = frozenset({"firewall-reject", "firewall-drop", "firewall-rate-limit"})
+# Logged packets worth tracing. "firewall-log" (a LOG rule whose prefix names no verdict)
+# counts as a failure only when the trace shows the packet rejected or dropped.
+NETFILTER = frozenset({"firewall-reject", "firewall-drop", "firewall-rate-limit", "firewall-log"})
+UNCERTAIN = frozenset({"firewall-log"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -109,10 +111,15 @@ class Group:
             self.without_syn[action] += cell[3]
         if dport is not None and (dport in self.ports or len(self.ports) < MAX_PORTS):
             self.ports[dport] += n
-        clients = self.clients
-        for ip, k in cell[4].items():
-            if ip in clients or len(clients) < MAX_CLIENTS:
-                clients[ip] += k
+        seen = cell[4]
+        if seen:
+            clients = self.clients
+            if len(clients) + len(seen) <= MAX_CLIENTS:
+                clients.update(seen)
+            else:
+                for ip, k in seen.items():
+                    if ip in clients or len(clients) < MAX_CLIENTS:
+                        clients[ip] += k
 
     def add_samples(self, events: list[Event]) -> None:
         for event in events:
@@ -257,8 +264,9 @@ class Aggregator:
     burst bucket; samples and traceable packets are kept only when a cell is new.
     """
 
-    def __init__(self, window: timedelta = WINDOW) -> None:
+    def __init__(self, window: timedelta = WINDOW, watch: str | None = None) -> None:
         self.window = window
+        self.watch = watch  # the engineer's --client: always counted, even in a full cell
         self._per = max(1, int(window.total_seconds()) // 60)  # minutes per bucket
         self.cells: dict[tuple[Any, ...], list[Any]] = {}
         self.samples: dict[tuple[Any, ...], list[Event]] = {}
@@ -325,7 +333,7 @@ class Aggregator:
             n = seen.get(ip)
             if n is not None:
                 seen[ip] = n + 1
-            elif len(seen) < CLIENTS_PER_CELL:
+            elif len(seen) < CLIENTS_PER_CELL or ip == self.watch:
                 seen[ip] = 1
         if action in NETFILTER:
             flags = extra.get("tcp_flags") if extra else None

@@ -157,6 +157,7 @@ class EsSink:
         self.down: str | None = None  # reason, once the server is considered unreachable
         self.mode: str | None = None  # "data_stream" | "alias"
         self._index = {k: names.name(k) for k in KINDS}
+        self._head = {k: b'{"create":{"_index":"%s","_id":"' % v.encode() for k, v in self._index.items()}
 
     # -- retries -------------------------------------------------------------------
     def _backoff(self, attempt: int) -> float:
@@ -248,8 +249,9 @@ class EsSink:
                 raise
 
     # -- bulk ----------------------------------------------------------------------
-    def _expand(self, doc: Doc) -> tuple[dict[str, Any], bytes]:
-        return {"create": {"_index": self._index[doc.kind], "_id": doc.id}}, doc.source
+    def _expand(self, doc: Doc) -> tuple[bytes, bytes]:
+        """The bulk action line, already JSON (the helper passes bytes through unchanged)."""
+        return self._head[doc.kind] + doc.id.encode() + b'"}}', doc.source
 
     def _bulk_once(self, docs: Sequence[Doc]) -> list[dict[str, Any]]:
         items = []

@@ -47,6 +47,7 @@ def _compile(tree: dict[str, Any]) -> Node:
     ]
 
 
+_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Event)}
 _TREE = _build()
 _TOP: Node = _compile({k: v for k, v in _TREE.items() if k not in SPECIAL})
 _SUBS: dict[str, Node] = {k: _compile(v) for k, v in _TREE.items() if k in SPECIAL}
@@ -62,10 +63,12 @@ def value_json(value: Any) -> str:
     if kind is bool:
         return "true" if value else "false"
     if kind is float:
-        return str(_any(value))
+        return float.__repr__(value) if value - value == 0 else str(_any(value))
     if kind is datetime:
         return '"' + str(value.isoformat()) + '"'
     if kind is tuple:
+        if all(type(v) is str for v in value):
+            return "[" + ",".join(map(_enc, value)) + "]"
         return "[" + ",".join(map(value_json, value)) + "]"
     if isinstance(value, Mapping):
         return "{" + ",".join(_enc(str(k)) + ":" + value_json(v) for k, v in value.items()) + "}"
@@ -75,12 +78,23 @@ def value_json(value: Any) -> str:
 def _gen_node(node: Node, var: str, lines: list[str], indent: str, depth: int) -> None:
     for prefix, attr, sub in node:
         if attr is not None:
+            # the declared type picks the fast path; any other value takes the general one
+            fast = {"str": "str", "int": "int"}.get(_TYPES[attr].replace(" | None", ""))
+            if fast:
+                render = "enc(v)" if fast == "str" else "repr(v)"
+                lines += [
+                    f"{indent}v = e.{attr}",
+                    f"{indent}if v is not None:",
+                    f"{indent}    if type(v) is {fast}:",
+                    f"{indent}        {var}.append({prefix!r} + {render})",
+                    f"{indent}    elif v is not False and v != ():",
+                    f"{indent}        {var}.append({prefix!r} + vj(v))",
+                ]
+                continue
             lines += [
                 f"{indent}v = e.{attr}",
                 f"{indent}if v is not None and v is not False and v != ():",
-                f"{indent}    t = type(v)",
-                f"{indent}    {var}.append({prefix!r} + (enc(v) if t is str else "
-                f"repr(v) if t is int else vj(v)))",
+                f"{indent}    {var}.append({prefix!r} + vj(v))",
             ]
         elif sub is not None:
             inner = f"g{depth}"
@@ -90,32 +104,50 @@ def _gen_node(node: Node, var: str, lines: list[str], indent: str, depth: int) -
                       f"{indent}    {var}.append({prefix!r} + '{{' + ','.join({inner}) + '}}')"]
 
 
-def _generate(node: Node, name: str) -> Any:
-    """A flat function ``f(e, out)`` appending the node's parts: no recursion, no lookups."""
-    lines = [f"def {name}(e, out):"]
-    _gen_node(node, "out", lines, "    ", 0)
-    lines.append("    return out")
+_EVENT_JSON_TAIL = """
+    g = []
+{log}
+    loc = e.location
+    line = loc.line
+    g.append('"file":{{"path":' + enc(loc.path) + (',"line":' + repr(line) if line else '') + '}}')
+    if loc.offset is not None:
+        g.append('"offset":' + repr(loc.offset))
+    out.append('"log":{{' + ','.join(g) + '}}')
+    g = []
+{auditor}
+    x = e.extra
+    if x:
+        for k, v in x.items():
+            t = type(v)
+            val = enc(v) if t is str else repr(v) if t is int else vj(v)
+            g.append(enc(k if type(k) is str else str(k)) + ':' + val)
+    if g:
+        out.append('"auditor":{{' + ','.join(g) + '}}')
+    g = []
+{host}
+    if e.{host_attr} is None:
+        g.append('"name":' + enc(host))
+    out.append('"host":{{' + ','.join(g) + '}}')
+    return '{{' + ','.join(out) + tail + '}}'
+"""
+
+
+def _generate() -> Any:
+    """One flat function writing the whole document: no recursion, no dicts, no lookups."""
+    lines = ["def event_json(e, host, tail=''):", "    out = []"]
+    _gen_node(_TOP, "out", lines, "    ", 0)
+    parts = {}
+    for key in SPECIAL:
+        sub: list[str] = []
+        _gen_node(_SUBS[key], "g", sub, "    ", 0)
+        parts[key] = "\n".join(sub) or "    pass"
+    code = "\n".join(lines) + _EVENT_JSON_TAIL.format(host_attr=_TREE["host"]["name"], **parts)
     scope: dict[str, Any] = {"enc": _enc, "vj": value_json}
-    exec("\n".join(lines), scope)  # code built from our own dataclass metadata only
-    return scope[name]
+    exec(code, scope)  # code built from our own dataclass metadata only
+    return scope["event_json"]
 
 
-def _parts(node: Node, event: Event, out: list[str]) -> list[str]:
-    for prefix, attr, sub in node:
-        if attr is not None:
-            value = getattr(event, attr)
-            if value is None or value is False or value == ():
-                continue
-            out.append(prefix + value_json(value))
-        elif sub is not None:
-            inner = _parts(sub, event, [])
-            if inner:
-                out.append(prefix + "{" + ",".join(inner) + "}")
-    return out
-
-
-_top_parts = _generate(_TOP, "top_parts")
-_sub_parts = {k: _generate(v, f"{k}_parts") for k, v in _SUBS.items()}
+_event_json = _generate()
 
 
 def event_json(event: Event, host: str, tail: str = "") -> str:
@@ -123,25 +155,4 @@ def event_json(event: Event, host: str, tail: str = "") -> str:
 
     ``tail`` is appended inside the top-level object (``,"key":value...``).
     """
-    out: list[str] = _top_parts(event, [])
-    log: list[str] = _sub_parts["log"](event, [])
-    loc = event.location
-    file = '"file":{"path":' + _enc(loc.path) + (f',"line":{loc.line}' if loc.line else "") + "}"
-    log.append(file)
-    if loc.offset is not None:
-        log.append(f'"offset":{loc.offset}')
-    out.append('"log":{' + ",".join(log) + "}")
-    aud: list[str] = _sub_parts["auditor"](event, [])
-    if event.extra:
-        enc = _enc
-        for k, v in event.extra.items():
-            t = type(v)
-            val = enc(v) if t is str else repr(v) if t is int else value_json(v)
-            aud.append(enc(k if type(k) is str else str(k)) + ":" + val)
-    if aud:
-        out.append('"auditor":{' + ",".join(aud) + "}")
-    hst: list[str] = _sub_parts["host"](event, [])
-    if not any(p.startswith('"name":') for p in hst):
-        hst.append('"name":' + _enc(host))
-    out.append('"host":{' + ",".join(hst) + "}")
-    return "{" + ",".join(out) + tail + "}"
+    return _event_json(event, host, tail)  # type: ignore[no-any-return]

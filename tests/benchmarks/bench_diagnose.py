@@ -124,6 +124,7 @@ def main() -> None:
             print(
                 f"generated {size / (1 << 20):.0f} MiB in {time.perf_counter() - t:.1f}s at {root}"
             )
+        size = sum(p.stat().st_size for p in root.iterdir())
         parse, diag, feed = float("inf"), float("inf"), 0.0
         n, report, agg = 0, None, None
         for _ in range(args.rounds):  # best of N, alternating, against a noisy shared machine

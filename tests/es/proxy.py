@@ -14,6 +14,8 @@ server). The same proxy injects faults on requests whose path contains a marker:
 * ``hold``: forwarded, then the answer waits until :meth:`FaultProxy.release`.
 
 ``down = True`` resets every new connection (an unreachable server).
+``forward_bulk_every = N`` (benchmarks only) forwards one bulk request in N and
+acknowledges the others itself (every item 201), to bound the test server's time.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, str]] = []  # (method, path, what happened)
         self.down = False
+        self.forward_bulk_every = 0
+        self._bulks = 0
         self.held = threading.Event()
         self._release = threading.Event()
         self._lock = threading.Lock()
@@ -204,6 +208,15 @@ class FaultProxy:
             conn.sendall(self._answer(status, [("Content-Type", "application/json"),
                                                ("X-Elastic-Product", "Elasticsearch")], err))
             return True
+        if self.forward_bulk_every and "/_bulk" in path and action is None:
+            self._bulks += 1
+            if self._bulks % self.forward_bulk_every:
+                items = [{"create": {"status": 201, "result": "created"}}
+                         for _ in range(body.count(b"\n") // 2)]
+                data = json.dumps({"took": 0, "errors": False, "items": items}).encode()
+                conn.sendall(self._answer(200, [("Content-Type", "application/json"),
+                                                ("X-Elastic-Product", "Elasticsearch")], data))
+                return True
         if action and action.startswith("delay:"):
             time.sleep(float(action.split(":")[1]))
         withheld = 0

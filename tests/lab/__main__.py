@@ -5,17 +5,20 @@
 
 ``run`` reproduces one scenario, leaves its artifacts directory (with
 ``expected.json``) in DIR, reports missing raw evidence, and prints the command
-that diagnoses it. Without ``--keep`` an existing DIR is emptied first.
+that diagnoses it. DIR must be new, empty, or an earlier capture (replaced).
+``--keep`` leaves the namespaces, nginx and upstreams up until Enter is pressed,
+to look around (``ip netns exec <srv> ss -tn``, ``iptables -L -nv``...).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 from pathlib import Path
 
-from tests.lab.netlab import lab_available
+from tests.lab.netlab import Lab, lab_available
 from tests.lab.scenarios import registry, reproduce
 from tests.lab.verdict import command
 
@@ -27,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="reproduce one scenario")
     run.add_argument("name")
     run.add_argument("--out", type=Path, required=True)
-    run.add_argument("--keep", action="store_true", help="do not empty an existing --out")
+    run.add_argument("--keep", action="store_true",
+                     help="keep the lab up until Enter is pressed, to look around")
     args = ap.parse_args(argv)
     scenarios = registry()
     if args.cmd == "list":
@@ -43,14 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"cannot run {sc.name}: {reason}", file=sys.stderr)
         return 2
-    if args.out.exists() and not args.keep:
+    if args.out.exists() and any(args.out.iterdir()):
+        if not (args.out / "expected.json").exists():
+            print(f"{args.out} is not empty and not a lab capture; not touching it", file=sys.stderr)
+            return 2
         shutil.rmtree(args.out)
-    outcome = reproduce(sc, args.out)
+    outcome = reproduce(sc, args.out, hold=_hold if args.keep else None)
     for problem in outcome.problems:
         print(f"missing evidence: {problem}", file=sys.stderr)
     print(f"artifacts in {args.out}; expected top cause: {sc.expect.cause or 'none'}")
     print(" ".join(command(args.out, sc.expect.args)))
     return 1 if outcome.problems else 0
+
+
+def _hold(lab: Lab) -> None:
+    print(f"lab up: server namespace {lab.srv} (192.0.2.1), client {lab.cli} (192.0.2.2)")
+    print(f"  e.g. ip netns exec {lab.srv} ss -tnp; ip netns exec {lab.srv} iptables -L -nv")
+    with contextlib.suppress(EOFError, KeyboardInterrupt):
+        input("press Enter to tear it down ")
 
 
 if __name__ == "__main__":

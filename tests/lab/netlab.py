@@ -88,7 +88,6 @@ class Lab:
                 proc.wait(timeout=10)
         self.procs.clear()
         for ns in (self.srv, self.cli):
-            subprocess.run(["ip", "netns", "pids", ns], capture_output=True)
             pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
             for pid in pids.split():
                 with contextlib.suppress(ProcessLookupError, ValueError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -58,6 +59,7 @@ class Scenario:
     host: str
     kernel_style: str = "dmesg"
     needs: Callable[[], str | None] | None = None
+    startup_logged: bool = False
 
 
 @dataclass
@@ -87,7 +89,13 @@ class Ctx:
         return self.nginx
 
     def mark(self) -> None:
-        """Take the "before" counters: call once the set-up is done, before the traffic."""
+        """Take the "before" counters: call once the set-up is done, before the traffic.
+
+        Unless the scenario says ``startup_logged``, the nginx error log is emptied here, as
+        in a capture whose log window opens long after nginx started (nginx appends).
+        """
+        if self.nginx is not None and not self.scenario.startup_logged:
+            os.truncate(self.nginx.error, 0)
         self.lab.log_all_netns()
         self.before = self.lab.counters()
 
@@ -158,11 +166,12 @@ _REGISTRY: dict[str, Scenario] = {}
 
 
 def scenario(name: str, title: str, expect: Expect, host: str, kernel_style: str = "dmesg",
-             needs: Callable[[], str | None] | None = None) -> Callable[[Callable[[Ctx], None]],
-                                                                      Callable[[Ctx], None]]:
+             needs: Callable[[], str | None] | None = None, startup_logged: bool = False
+             ) -> Callable[[Callable[[Ctx], None]], Callable[[Ctx], None]]:
     """Register the decorated function as scenario ``name``."""
     def deco(fn: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
-        _REGISTRY[name] = Scenario(name, title, expect, fn, host, kernel_style, needs)
+        _REGISTRY[name] = Scenario(name, title, expect, fn, host, kernel_style, needs,
+                                   startup_logged)
         return fn
     return deco
 
@@ -180,8 +189,12 @@ class Outcome:
     rule: dict[str, Any] | None
 
 
-def reproduce(sc: Scenario, out: Path, tag: str = "hx") -> Outcome:
-    """Run scenario ``sc`` in a fresh lab, leave its artifacts in ``out`` and expected.json."""
+def reproduce(sc: Scenario, out: Path, tag: str = "hx",
+              hold: Callable[[Lab], None] | None = None) -> Outcome:
+    """Run scenario ``sc`` in a fresh lab, leave its artifacts in ``out`` and expected.json.
+
+    ``hold``, when given, is called with the lab still up (to look around) before tear-down.
+    """
     with tempfile.TemporaryDirectory(prefix=f"{tag}-{sc.name}-") as tmp, Lab(tag) as lab:
         ctx = Ctx(lab, Path(tmp), out, sc)
         try:
@@ -190,4 +203,6 @@ def reproduce(sc: Scenario, out: Path, tag: str = "hx") -> Outcome:
             ctx.pool.shutdown(wait=True)
         rule = ctx.rule or sc.expect.rule
         (out / "expected.json").write_text(json.dumps(sc.expect.as_json(rule), indent=2) + "\n")
+        if hold is not None:
+            hold(lab)
         return Outcome(out, ctx.problems, rule)

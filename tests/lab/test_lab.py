@@ -37,7 +37,11 @@ _captured: dict[str, Outcome] = {}
 
 def capture(sc: Scenario, tmp_factory: pytest.TempPathFactory) -> Outcome:
     if sc.name not in _captured:
-        _captured[sc.name] = reproduce(sc, tmp_factory.mktemp(sc.name) / "artifacts")
+        out = tmp_factory.mktemp(sc.name) / "artifacts"
+        try:
+            _captured[sc.name] = reproduce(sc, out)
+        except Exception as exc:  # recorded once: test_diagnoses must not run it again
+            _captured[sc.name] = Outcome(out, [f"scenario failed: {exc!r}"], None)
     return _captured[sc.name]
 
 

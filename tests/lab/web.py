@@ -104,8 +104,12 @@ http {{
         """``limits-nginx-<pid>.txt`` artifacts (as ``auditor collect`` writes) per nginx process."""
         from auditor.limits.proclimits import artifact_text
 
+        if self.proc is None or self.proc.poll() is not None:
+            return {}
+        master = self.proc.pid  # `ip netns exec` execs nginx: same PID; workers are its children
+        kids = Path(f"/proc/{master}/task/{master}/children").read_text().split()
         out = {}
-        for pid in self.lab.sh(self.lab.srv, "pgrep -x nginx || true").split():
+        for pid in [str(master), *kids]:
             text = artifact_text(int(pid))
             if text:
                 out[f"limits-nginx-{pid}.txt"] = text
