@@ -6,7 +6,7 @@ import gzip
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ class Needle(LineParser):
     def parse(self, line: str, location: Location) -> Event | None:
         if "BAD" in line:
             raise LineError("bad line")
-        return Event(timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc), location=location, message=line)
+        return Event(timestamp=datetime(2026, 1, 1, tzinfo=UTC), location=location, message=line)
 
 
 def run(path: Path, use_rg: bool, every_line: bool = False) -> tuple[list[tuple[int, int | None, str]], ScanStats]:
