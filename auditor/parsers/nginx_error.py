@@ -161,7 +161,7 @@ class NginxErrorParser(LineParser):
     needles: tuple[bytes, ...] = (
         b"Connection reset", b"timed out", b"refused", b"prematurely", b"no live upstreams",
         b"worker_connections", b"Too many open files", b"limiting ", b"handshak",
-        b"closed connection", b"Broken pipe", b"signal ", b"reconfiguring", b"shutting down",
+        b"Broken pipe", b"signal ", b"reconfiguring", b"shutting down",
         b"exit", b"start worker processes", b"event method",
     )
     patterns: ClassVar[tuple[str, ...]] = (

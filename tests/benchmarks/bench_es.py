@@ -18,6 +18,7 @@ import os
 import random
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +31,6 @@ from auditor.config import load_config
 from auditor.sinks import es_docs
 from auditor.sinks.elasticsearch import EsSink
 from tests.es.conftest import osmem_binary, stamp
-from tests.es.proxy import FaultProxy
 
 
 def rss_mb() -> float:
@@ -105,13 +105,17 @@ def main() -> None:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     url = json.loads(proc.stdout.readline())["url"]
-    proxy = FaultProxy(url)
-    proxy.forward_bulk_every = args.forward_every if args.forward_every > 1 else 0
+    # the proxy runs in a process of its own, so that its work never counts as auditor's
+    every = str(args.forward_every if args.forward_every > 1 else 0)
+    proxy = subprocess.Popen([sys.executable, "-m", "tests.es.proxy", url, every],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proxy.stdout is not None
+    proxy_url = proxy.stdout.readline().strip()
     cfg_path = out / "auditor.toml"
     cfg_path.write_text(
         f'host = "bench"\nstate = "{out}/state.json"\nspool = "{out}/spool"\n'
         f'dead_letter = "{out}/dead.ndjson"\nsince = ""\n'
-        f'[elasticsearch]\nhosts = ["{proxy.url}"]\nnamespace = "bench"\n'
+        f'[elasticsearch]\nhosts = ["{proxy_url}"]\nnamespace = "bench"\n'
         f"bulk_docs = {args.bulk_docs}\nbulk_bytes = \"50MiB\"\ntimeout = 120\n"
         f'[[inputs]]\npath = "{log}"\ntype = "kernel"\n'
     )
@@ -142,9 +146,9 @@ def main() -> None:
         report = _audit_job.run_audit(cfg, host_snapshot=False, on_event=on_event)
     finally:
         total = time.perf_counter() - t0
-        proxy.stop()
-        proc.kill()
-        proc.wait()
+        for child in (proxy, proc):
+            child.kill()  # our own children, by PID
+            child.wait()
     n = report.events
     bulk_build = send.seconds - http.seconds
     auditor_side = serialise.seconds + bulk_build

@@ -247,3 +247,19 @@ class FaultProxy:
             return False
         conn.sendall(out)
         return True
+
+
+def main() -> None:
+    """``python -m tests.es.proxy UPSTREAM [N]``: serve until stdin closes; prints the URL."""
+    import sys
+
+    proxy = FaultProxy(sys.argv[1])
+    if len(sys.argv) > 2:
+        proxy.forward_bulk_every = int(sys.argv[2])
+    print(proxy.url, flush=True)
+    sys.stdin.read()
+    proxy.stop()
+
+
+if __name__ == "__main__":
+    main()

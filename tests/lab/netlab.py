@@ -176,7 +176,8 @@ class Lab:
                 continue
             stamp = datetime.fromtimestamp(boot + usec / 1e6, tz=UTC)
             if style == "rsyslog":
-                lines.append(f"{stamp.isoformat(timespec='microseconds')} {host} kernel: {msg}")
+                short = host.split(".")[0]  # rsyslog writes the short name unless PreserveFQDN
+                lines.append(f"{stamp.isoformat(timespec='microseconds')} {short} kernel: {msg}")
             else:
                 iso = stamp.strftime("%Y-%m-%dT%H:%M:%S,%f+00:00")
                 lines.append(f"{iso} {msg}")

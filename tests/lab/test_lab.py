@@ -26,6 +26,9 @@ SCENARIOS = registry()
 GAPS: dict[str, str] = {
     "conntrack-full": "kernel parser maps the 6.x 'nf_conntrack: table full in netns N, "
                       "dropping packet' to conntrack-drop, which conntrack-table-full does not read",
+    "conntrack-invalid": "packets logged by the ctstate INVALID LOG rule (CT-INVALID) and "
+                         "nf_ct_proto_6 'invalid' lines after a flush: firewall-reject (the catch-all "
+                         "REJECT) ranks above conntrack-invalid",
     "client-abort": "nginx start-up lines in error.log are taken for a restart; the 499s go "
                     "to service-restart",
     "limit-conn": "nginx-conn-limit finding carries no limit (zone perip, 3)",
