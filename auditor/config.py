@@ -89,7 +89,10 @@ class AuditConfig:
     since: str | None = "24h"  # backlog bound for files seen for the first time
     timezone: str | None = None
     inputs: tuple[InputConfig, ...] = ()
-    journald: bool = False
+    journald: bool = False  # also read the journal (by cursor)
+    journald_type: str = "kernel"  # parser for its entries
+    journald_matches: tuple[str, ...] = ("_TRANSPORT=kernel",)  # journalctl matches
+    journald_directory: str | None = None  # a journal directory instead of the system's
     es: EsConfig = field(default_factory=EsConfig)
 
 
@@ -220,12 +223,15 @@ def load_config(
         kind, name = str(item.get("type", "auto")), str(item.get("name", ""))
         inputs.append(InputConfig(str(item["path"]), kind, name))
     journald = raw.get("journald", {})
-    if isinstance(journald, dict):
-        journald = journald.get("enabled", False)
+    jtable = journald if isinstance(journald, dict) else {"enabled": journald}
+    matches = jtable.get("matches", list(cfg.journald_matches))
     cfg = replace(
         cfg,
         inputs=tuple(inputs),
-        journald=_bool(journald, "journald.enabled"),
+        journald=_bool(jtable.get("enabled", False), "journald.enabled"),
+        journald_type=str(jtable.get("type", cfg.journald_type)),
+        journald_matches=tuple(str(m) for m in matches),
+        journald_directory=str(jtable["directory"]) if jtable.get("directory") else None,
         es=_es_from(raw.get("elasticsearch") or {}, cfg.es),
     )
     # environment

@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-    iptables nftables ipset conntrack iproute2 procps kmod nginx-light ripgrep util-linux >/dev/null
+    iptables nftables ipset conntrack iproute2 procps kmod nginx-light ripgrep util-linux \
+    systemd-journal-remote >/dev/null
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test]'
 python3 -m ruff check auditor tests

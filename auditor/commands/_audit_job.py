@@ -37,6 +37,7 @@ from auditor.sinks.es_templates import StreamNames
 from auditor.sinks.spool import Doc, Spool
 from auditor.sources.files import SourceError, read_head
 from auditor.sources.follow import ReadPlan, finished, plan_input, read_plan
+from auditor.sources.journal import JournalReader
 from auditor.sources.scan import ScanStats
 from auditor.sources.state import AuditState, FileState, load_state, save_state
 from auditor.timeutil import parse_duration, parse_timezone
@@ -230,6 +231,24 @@ def _run(
             for issue in stats.issues[:5]:
                 report.notes.append(f"{issue.location}: {issue.reason}")
 
+    journal = None
+    if cfg.journald:
+        journal = JournalReader(state.journald_cursor, cutoff, cfg.journald_matches,
+                                cfg.journald_directory)
+        cls = parsers.get(cfg.journald_type)
+        if cls is None:
+            report.problems.append(f"journald: no parser named {cfg.journald_type!r}")
+        else:
+            stats = ScanStats("journald", cls.name)
+            report.files.append(stats)
+            try:
+                for event, cursor in journal.events(cls(base, "journald"), stats):
+                    report.events += 1
+                    correlation.add(event)
+                    shipper.add(builder.event(event, "journald", cursor))
+            except SourceError as exc:
+                report.problems.append(str(exc))
+
     snap = read_host(host_snapshot)
     for finding in correlation.findings(snap, now):
         report.findings += 1
@@ -247,6 +266,8 @@ def _run(
     if dry_run:
         return report
     state.files = new_files
+    if journal is not None:
+        state.journald_cursor = journal.cursor
     state.watermark = now
     state.host = cfg.host
     if snap.counters:

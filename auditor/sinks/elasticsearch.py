@@ -157,7 +157,8 @@ class EsSink:
         self.down: str | None = None  # reason, once the server is considered unreachable
         self.mode: str | None = None  # "data_stream" | "alias"
         self._index = {k: names.name(k) for k in KINDS}
-        self._head = {k: b'{"create":{"_index":"%s","_id":"' % v.encode() for k, v in self._index.items()}
+        self._head = {k: b'{"create":{"_index":"%s","_id":"' % v.encode()
+                      for k, v in self._index.items()}
 
     # -- retries -------------------------------------------------------------------
     def _backoff(self, attempt: int) -> float:

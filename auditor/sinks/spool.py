@@ -38,6 +38,9 @@ class Spool:
         self.dir = Path(directory)
         self.max_bytes = max_bytes
         self._counter = self.dir / "dropped.json"
+        if self.dir.is_dir():  # a crash in the middle of a write leaves a temporary file
+            for tmp in self.dir.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     def segments(self) -> list[Path]:
         """Segments oldest first; findings segments before event segments of the same age."""

@@ -266,3 +266,29 @@ def test_fleet_aggregates_across_hosts(backend: Backend, tmp_path: Path) -> None
     # the resets per host: "web1" is the host name inside the log lines
     assert rows["hosts"] == [{"host": "web1", "events": 80, "actions": {"firewall-reject": 80}}]
     assert not [p for _, p, _ in backend.proxy.log if "/_search" in p and "size=" in p]
+
+
+def test_snapshot_with_live_limits_and_cli(backend: Backend, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from auditor.cli import app
+
+    log = tmp_path / "kern.log"
+    write_lines(log, range(64000, 64010))
+    cfg = backend.config([log])
+    dry = CliRunner().invoke(app, ["audit", "--config", str(cfg), "--dry-run", "--json"], env={})
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["documents"]["resets"] == 10
+    assert not (tmp_path / "state.json").exists() and backend.docs("resets") == []
+    res = CliRunner().invoke(app, ["audit", "--config", str(cfg), "--json"], env={})
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["created"] >= 11 and out["dead_letter"] == 0
+    snap = backend.docs("snapshot")
+    assert len(snap) == 1
+    body = snap[0]["auditor"]
+    if "limits" not in {s["part"] for s in body.get("skipped", [])}:
+        names = {lim["name"] for lim in body["limits"]}
+        assert "net.netfilter.nf_conntrack_max" in names or "net.core.somaxconn" in names
+    assert body["ruleset"].get("fingerprint") or body["ruleset"].get("skipped")
+    assert_exactly(backend, list(range(64000, 64010)))

@@ -164,3 +164,15 @@ def test_scan_resumes_with_true_line_numbers(tmp_path: Path, compressed: bool) -
                           start_offset=resume, start_line=cut_line)]
     assert head + rest == full
     assert rest_stats.lines == 80 and resume + rest_stats.bytes == len(data)
+
+
+def test_sample_config_loads(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[2] / "samples" / "deploy" / "auditor.toml"
+    key = tmp_path / "key"
+    key.write_text("abc\n")
+    text = sample.read_text().replace("/etc/auditor/es-api-key", str(key))
+    (tmp_path / "a.toml").write_text(text)
+    cfg = load_config(str(tmp_path / "a.toml"), env={})
+    assert cfg.es.hosts and cfg.es.verify and cfg.es.api_key == Secret("abc")
+    assert [i.type for i in cfg.inputs] == ["kernel", "nginx-error"]
+    assert cfg.spool_max_bytes == 256 << 20 and cfg.es.bulk_bytes == 5 << 20

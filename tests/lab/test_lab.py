@@ -16,7 +16,7 @@ import pytest
 
 from tests.lab.netlab import lab_available
 from tests.lab.scenarios import Outcome, Scenario, registry, reproduce
-from tests.lab.verdict import diagnose, judge
+from tests.lab.verdict import brief, diagnose, judge
 
 REASON = lab_available()
 SCENARIOS = registry()
@@ -80,4 +80,5 @@ def test_diagnoses(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
         pytest.skip(f"the incident did not reproduce: {outcome.problems}")
     expect = json.loads((outcome.out / "expected.json").read_text())
     report = diagnose(outcome.out, expect.get("args", []))
-    assert judge(report, expect) == []
+    wrong = judge(report, expect)
+    assert not wrong, f"{wrong}\nfindings: {brief(report)}"

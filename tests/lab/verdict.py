@@ -74,3 +74,13 @@ def judge(report: dict[str, Any], expect: dict[str, Any]) -> list[str]:
         if needle not in text:
             wrong.append(f"finding does not mention {needle!r}")
     return wrong
+
+
+def brief(report: dict[str, Any]) -> list[str]:
+    """One line per finding (cause, confidence, score, resets, first evidence) for messages."""
+    out = []
+    for f in report.get("findings") or []:
+        first = (f.get("evidence") or [{}])[0].get("text", "")[:160]
+        out.append(f"{f.get('cause')} {f.get('confidence')} {f.get('score')} "
+                   f"resets={f.get('resets')} [{first}]")
+    return out

@@ -88,11 +88,21 @@ http {{
 """
 
     def start(self, port: int = 80) -> None:
+        """Start nginx; return once it listens and has logged its worker's start (so a log
+        emptied afterwards holds no start-up lines)."""
+        started = self._starts()
         # nginx stamps carry no zone: write them in UTC (diagnose is told --timezone UTC)
         self.proc = self.lab.spawn(self.lab.srv, ["nginx", "-c", str(self.conf), "-g", "daemon off;"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    env={**os.environ, "TZ": "UTC"})
         self.lab.wait_port(self.lab.srv, port)
+        deadline = time.monotonic() + 10
+        while self._starts() <= started and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _starts(self) -> int:
+        text = self.error.read_text(errors="replace") if self.error.exists() else ""
+        return text.count("start worker process ")
 
     def stop(self) -> None:
         """Fast shutdown (SIGTERM to the master), as ``systemctl stop`` or a restart does."""
