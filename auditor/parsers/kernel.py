@@ -42,7 +42,9 @@ KERNEL_ACTIONS = (
     "oom-kill",
 )
 
-_CT_FULL = re.compile(r"nf_conntrack: (?:nf_conntrack: )?table full, dropping packet")
+_CT_FULL = re.compile(
+    r"nf_conntrack: (?:nf_conntrack: )?table full(?: in netns \d+)?, dropping packet"
+)
 _SYN = re.compile(
     r"(?:(\S+): )?[Pp]ossible SYN flooding on port (?:(\[[^\]]*\]|[^\s:]+):)?(\d{1,5})\. "
     r"(Sending cookies|Dropping request)"

@@ -24,8 +24,6 @@ SCENARIOS = registry()
 # Cases diagnose gets wrong today; each names the gap. strict: fixing it turns the test red
 # until the entry is removed, so the list cannot go stale.
 GAPS: dict[str, str] = {
-    "conntrack-full": "kernel parser maps the 6.x 'nf_conntrack: table full in netns N, "
-                      "dropping packet' to conntrack-drop, which conntrack-table-full does not read",
     "conntrack-invalid": "packets logged by the ctstate INVALID LOG rule (CT-INVALID) and "
                          "nf_ct_proto_6 'invalid' lines after a flush: firewall-reject (the catch-all "
                          "REJECT) ranks above conntrack-invalid",
