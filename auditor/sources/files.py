@@ -6,6 +6,7 @@ import bz2
 import gzip
 import lzma
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +16,10 @@ _MAGIC = {
     b"BZh": bz2.open,
     b"\xfd7zXZ": lzma.open,
 }
+
+
+DECOMPRESS_ERRORS = (EOFError, OSError, ValueError, lzma.LZMAError, zlib.error)
+"""What a truncated or corrupt gzip/bzip2/xz stream raises while it is read."""
 
 
 class SourceError(OSError):
@@ -36,8 +41,15 @@ def open_binary(path: str | os.PathLike[str]) -> BinaryIO:
     head = fh.peek(6)[:6] if hasattr(fh, "peek") else b""
     for magic, opener in _MAGIC.items():
         if head.startswith(magic):
+            archive: BinaryIO = opener(path, "rb")  # type: ignore[operator]
+            try:
+                archive.peek(1)  # type: ignore[attr-defined]
+            except DECOMPRESS_ERRORS:
+                # Magic bytes but no valid archive header: read it as it is, so no line is lost.
+                archive.close()
+                return fh
             fh.close()
-            return opener(path, "rb")  # type: ignore[no-any-return,operator]
+            return archive
     return fh
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from auditor.models import Event
 from auditor.parsers.base import LineParser
-from auditor.sources.files import SourceError
+from auditor.sources.files import DECOMPRESS_ERRORS, SourceError
 from auditor.sources.scan import ScanStats, scan
 from auditor.sources.state import AuditState, FileState, file_identity
 
@@ -109,7 +109,7 @@ def plan_input(
             continue
         try:
             identity = file_identity(path)
-        except (SourceError, OSError, EOFError) as exc:
+        except (SourceError, *DECOMPRESS_ERRORS) as exc:
             problems.append(f"{path}: cannot read ({exc})")
             continue
         if identity is None or identity in seen:

@@ -15,6 +15,7 @@ candidate lines are decoded and offered to the parser.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 
 from auditor.models import Event, Location, ParseIssue
 from auditor.parsers.base import LineError, LineParser
-from auditor.sources.files import SourceError, open_binary
+from auditor.sources.files import DECOMPRESS_ERRORS, SourceError, open_binary
 
 BLOCK = 8 << 20
 MAX_LINE = 2 << 20  # longer lines are cut here (and reported) to keep memory bounded
@@ -96,13 +97,17 @@ def scan(
         lineno = start_line  # lines fully consumed before the current block
         base = start_offset  # byte offset of the current block's start in the (decompressed) stream
         stats.lines = start_line
+        # An archive is read one decompressed piece at a time, so that a corrupt tail
+        # costs only the lines after the damage, not the whole block before it.
+        read = fh.read if isinstance(fh, io.BufferedReader) else fh.read1  # type: ignore[attr-defined]
+        broken = False
         while True:
             try:
-                chunk = fh.read(BLOCK)
-            except (EOFError, OSError, ValueError) as exc:  # truncated or corrupt archive
+                chunk = b"" if broken else read(BLOCK)
+            except DECOMPRESS_ERRORS as exc:  # truncated or corrupt archive
                 where = Location(parser.path, lineno + 1, base + len(carry))
                 stats.add_issue(ParseIssue(where, parser.name, f"cannot read further: {exc}"))
-                chunk = b""
+                chunk, broken = b"", True
             if not chunk and (not carry or hold_partial):
                 break
             block = carry + chunk if carry else chunk

@@ -100,7 +100,7 @@ def _expected(result: TraceResult) -> dict[tuple[str, int | str], int]:
     for r in result.path:
         if r.table == "filter":
             assert r.position is not None
-            exp[(r.chain, r.position)] = 1
+            exp[(r.chain, r.position)] = exp.get((r.chain, r.position), 0) + 1  # a chain may run twice
     if result.policy is not None and result.policy.table == "filter":
         exp[(result.policy.chain, "policy")] = 1
     return exp

@@ -88,6 +88,28 @@ def test_gzip_is_read_transparently(tmp_path: Path) -> None:
     assert run(packed, use_rg=True)[0] == run(plain, use_rg=False)[0]
 
 
+@pytest.mark.parametrize("magic", [b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x1f\x8b\x08\x00\x00\x00"])
+def test_archive_magic_without_archive_is_read_as_text(tmp_path: Path, magic: bytes) -> None:
+    path = tmp_path / "c.log"
+    path.write_bytes(magic + b"\n" + CASE)
+    events, stats = run(path, use_rg=False)
+    assert [e[2] for e in events] == [e[2] for e in expected(CASE)]
+    assert stats.lines == CASE.count(b"\n") + 2
+    assert not any("cannot read" in i.reason for i in stats.issues)
+
+
+def test_truncated_gzip_keeps_the_lines_before_the_damage(tmp_path: Path) -> None:
+    body = b"".join(b"HIT %d\n" % n for n in range(200_000))
+    packed = gzip.compress(body)
+    path = tmp_path / "d.log.2.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    events, stats = run(path, use_rg=False)
+    assert [i.reason.split(":")[0] for i in stats.issues] == ["cannot read further"]
+    numbers = [int(e[2].split()[1]) for e in events[:-1]]
+    assert numbers == list(range(len(numbers))) and len(numbers) > 50_000  # kept, in order, none skipped
+    assert str(len(numbers)).startswith(events[-1][2].split()[1])  # the cut-off line is offered as it is
+
+
 def test_every_line_mode_offers_all_lines(tmp_path: Path) -> None:
     path = tmp_path / "b.log"
     path.write_bytes(b"one\ntwo HIT\nthree\n")
