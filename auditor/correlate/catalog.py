@@ -11,7 +11,8 @@ Each evidence item holds exactly one matcher key:
              group (or, with ``near: true``, anywhere on the host at about the same time)
 ``counter``  {names: [glob...], min_delta: n}: kernel counter deltas (nstat, conntrack -S)
 ``limit``    {names: [glob...], min_usage: 0..1 | equals: value}: a limit near full, or a
-             tunable set to a given value
+             tunable set to a given value; with ``zones_from: [actions]``, the nginx limit
+             whose zone those events of the group name (its use taken from the logs)
 ``rule``     {targets: [...], reject_with: [...], matches: [regex...], not_matches: [...]}:
              the firewall rule that decided a traced packet (or that counted packets)
 ``check``    {ids: [...]}: a configuration check of :mod:`auditor.limits.checks` that fired
@@ -59,6 +60,7 @@ PLACEHOLDERS = frozenset(
         "limit_observed",
         "limit_suggested",
         "limit_unit",
+        "limit_where",
         "first_seen",
         "last_seen",
     }
@@ -80,7 +82,7 @@ _ITEM_KEYS = {"label", "weight", "anchor", *KINDS}
 _MATCHER_KEYS: Mapping[str, set[str]] = {
     "event": {"actions", "near", "min_count", "without_syn"},
     "counter": {"names", "min_delta"},
-    "limit": {"names", "min_usage", "equals", "at_least"},
+    "limit": {"names", "min_usage", "equals", "at_least", "zones_from"},
     "rule": {"targets", "reject_with", "matches", "not_matches"},
     "check": {"ids"},
     "config": {"facts"},

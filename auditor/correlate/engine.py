@@ -105,17 +105,31 @@ def _trace_groups(groups: list[Group], facts: dict[int, GroupFacts], rulesets: l
     budget = MAX_TRACES
     for group in groups:
         seen: set[tuple[Any, ...]] = set()
+        gfacts = facts[id(group)]
         for event in group.packets:
             if budget <= 0:
                 return
             budget -= 1
-            traced = fwlink.trace(rulesets, fwlink.packet_from_event(event))
-            if traced is None and event.extra.get("tcp_flags") is not None:
-                # A logged mid-stream packet that established state lets through: INVALID?
+            logger = fwlink.logging_rule(rulesets, event.rule_name or "")
+            if logger is not None and fwlink.matches_invalid(logger):
+                # Logged by a rule on ctstate INVALID: conntrack did not know the packet.
+                gfacts.facts.add("logged-as-invalid")
+                loc = logger.location
+                gfacts.cited.setdefault("logged-as-invalid", (
+                    loc.path if loc else "rules", loc.line if loc else None,
+                    f"{fwlink.rule_where(logger)}: {logger.text} logged {event.rule_name!r}",
+                ))
                 traced = fwlink.trace(rulesets, fwlink.packet_from_event(event, "invalid"))
+            else:
+                traced = fwlink.trace(rulesets, fwlink.packet_from_event(event))
+                if traced is None and event.extra.get("tcp_flags") is not None:
+                    # A logged mid-stream packet that established state lets through: INVALID?
+                    traced = fwlink.trace(rulesets, fwlink.packet_from_event(event, "invalid"))
+                    if traced is not None:
+                        gfacts.facts.add("rejected-only-as-invalid")
             if traced is not None and fwlink.rule_key(traced.rule) not in seen:
                 seen.add(fwlink.rule_key(traced.rule))
-                facts[id(group)].traced.append((traced, True))
+                gfacts.traced.append((traced, True))
 
 
 def _query_group(

@@ -90,6 +90,11 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
             limit_observed=str(lim.observed if lim.observed is not None else "?"),
             limit_suggested=suggest(lim.value, lim.observed),
             limit_unit=lim.unit,
+            limit_where=(
+                f"{lim.location.path}:{lim.location.line}"
+                if lim.location and lim.location.line
+                else "its configuration"
+            ),
         )
     else:
         values.update(
@@ -98,6 +103,7 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
             limit_observed="?",
             limit_suggested="a larger value",
             limit_unit="",
+            limit_where="its configuration",
         )
     return values
 

@@ -8,6 +8,7 @@ firewall part or the rule sets are missing, never to an exception.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +127,32 @@ def _describe(packet: Any) -> str:
         + (f" [{flags}]" if flags else "")
         + f" ct {packet.ct_state}"
     )
+
+
+_INVALID = re.compile(
+    r"(?:ctstate|--state)\s+(?:\S+,)?INVALID|ct state[^;]*\binvalid\b"
+)
+
+
+def logging_rule(rulesets: Iterable[Any], prefix: str) -> Any | None:
+    """The LOG/NFLOG rule whose ``--log-prefix`` (nft ``log prefix``) wrote ``prefix``."""
+    if not prefix:
+        return None
+    wanted = re.compile(r"prefix\s+\\?\"?" + re.escape(prefix.strip()))
+    for ruleset in rulesets or ():
+        try:
+            rules = list(ruleset.rules())
+        except Exception:
+            continue
+        for rule in rules:
+            if "prefix" in rule.text and wanted.search(rule.text):
+                return rule
+    return None
+
+
+def matches_invalid(rule: Any) -> bool:
+    """True when the rule matches conntrack state INVALID."""
+    return bool(_INVALID.search(rule.text))
 
 
 def reset_rules(rulesets: Iterable[Any]) -> list[Any]:

@@ -56,7 +56,9 @@ HOST_WIDE = frozenset(
 # counts as a failure only when the trace shows the packet rejected or dropped.
 NETFILTER = frozenset({"firewall-reject", "firewall-drop", "firewall-rate-limit", "firewall-log"})
 UNCERTAIN = frozenset({"firewall-log"})
+ZONE_LIMITED = frozenset({"limit-conn", "limit-req"})  # nginx events that name a limit zone
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPHEMERAL = 32768  # start of Linux's default ip_local_port_range
 
 
 def upstream_of(event: Event) -> str | None:
@@ -221,6 +223,15 @@ class ContextIndex:
         self.entries: dict[str, ContextEntry] = {}
         self.first: datetime | None = None
         self.last: datetime | None = None
+        # nginx limit zones seen limiting: zone -> largest logged excess (0 for limit_conn)
+        self.zone_peaks: dict[str, float] = {}
+
+    def note_zone(self, event: Event) -> None:
+        zone = event.extra.get("zone")
+        if isinstance(zone, str):
+            excess = event.extra.get("excess")
+            peak = float(excess) if isinstance(excess, int | float) else 0.0
+            self.zone_peaks[zone] = max(peak, self.zone_peaks.get(zone, 0.0))
 
     def add(self, event: Event) -> None:
         ts = event.timestamp
@@ -290,6 +301,8 @@ class Aggregator:
     def add(self, event: Event) -> None:
         self.events += 1
         action = event.action
+        if action in ZONE_LIMITED:
+            self.context.note_zone(event)
         if action in self._context:
             self.context.add(event)
             if action in CONTEXT_ONLY:
@@ -308,6 +321,14 @@ class Aggregator:
         ts = event.timestamp
         minute = int(ts.timestamp()) // 60
         dport = event.destination_port
+        if (
+            event.egress_interface
+            and not event.ingress_interface
+            and dport is not None
+            and dport >= EPHEMERAL
+            and (event.source_port or EPHEMERAL) < EPHEMERAL
+        ):
+            dport = event.source_port  # this host answering (OUT=, no IN=): its port is the source
         if action in HOST_WIDE:
             upstream = ""  # a lane of its own: host-wide failures never mix with nginx's
             port = dport
@@ -370,6 +391,7 @@ class Aggregator:
             group = buckets.get((port, upstream, bucket))
             if group is not None:
                 group.add_samples(events)
+        _fold_unnamed_upstreams(buckets)
         out: list[Group] = []
         by_key: dict[tuple[Any, ...], list[tuple[int, Group]]] = {}
         for (port, upstream, bucket), group in buckets.items():
@@ -386,3 +408,20 @@ class Aggregator:
                     out.append(current)
                 prev = bucket
         return sorted(out, key=lambda g: (g.first, g.label))
+
+
+def _fold_unnamed_upstreams(buckets: dict[tuple[Any, ...], Group]) -> None:
+    """Fold a bucket whose events name no upstream into the one bucket beside it that does.
+
+    An access log without ``$upstream_addr`` and the error log describe the same failed
+    requests; when only one upstream failed on that port in that time bucket, they are one
+    group, so each failure counts once. With several upstreams it stays apart (ambiguous).
+    """
+    named: dict[tuple[Any, ...], list[Group]] = {}
+    for (port, upstream, bucket), group in buckets.items():
+        if upstream:
+            named.setdefault((port, bucket), []).append(group)
+    for key in [k for k in buckets if not k[1]]:
+        candidates = named.get((key[0], key[2]), [])
+        if len(candidates) == 1 and buckets[key].datasets.keys() - candidates[0].datasets.keys():
+            candidates[0].merge(buckets.pop(key))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -49,6 +49,8 @@ class GroupFacts:
     traced: list[tuple[Traced, bool]] = field(default_factory=list)  # (trace, seen in logs/query)
     query: bool = False
     facts: set[str] = field(default_factory=set)
+    # fact -> (source, line, text) that shows it, cited instead of the bare fact name
+    cited: dict[str, tuple[str, int | None, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -138,6 +140,8 @@ def _match(
             )
         return weight
     if kind == "limit":
+        if "zones_from" in spec.params:
+            return _match_zone_limit(spec, group, ctx, state, out)
         return _match_limit(spec, state, out)
     if kind == "rule":
         return _match_rule(spec, facts, out)
@@ -162,7 +166,11 @@ def _match(
     if kind == "config":
         wanted = set(spec.strings("facts"))
         have = wanted & (set(state.facts) | facts.facts)
-        if have:
+        cited = [facts.cited[f] for f in sorted(have) if f in facts.cited]
+        if cited:
+            where, line, text = cited[0]
+            out.evidence.append(Evidence(where, line, f"{spec.label}: {text}", spec.weight, "rule"))
+        elif have:
             out.evidence.append(
                 Evidence(
                     "config",
@@ -232,6 +240,43 @@ def _match_limit(spec: EvidenceSpec, state: StateView, out: Scored) -> float:
         )
     )
     return spec.weight
+
+
+def _match_zone_limit(
+    spec: EvidenceSpec, group: Group, ctx: ContextIndex, state: StateView, out: Scored
+) -> float:
+    """The nginx ``limit_conn``/``limit_req`` whose zone the group's events name, with its use.
+
+    nginx logs a limit only when it is reached: ``limit_conn`` at its number, ``limit_req``
+    with the excess over the zone's rate that passed ``burst``, so that is the observed use.
+    """
+    zones = {
+        str(e.extra.get("zone"))
+        for e in group.sample_events(spec.strings("zones_from"))
+        if e.extra.get("zone")
+    }
+    for lim in state.limits_matching(spec.strings("names")):
+        zone = lim.name.rpartition("zone=")[2]
+        if zone not in zones:
+            continue
+        peak = ctx.zone_peaks.get(zone)
+        if "limit_req" in lim.name:
+            observed: int | float | None = peak
+        else:
+            observed = lim.value if isinstance(lim.value, int | float) else None
+        out.limit = replace(lim, observed=observed)
+        loc = lim.location
+        out.evidence.append(
+            Evidence(
+                loc.path if loc else "limits",
+                loc.line if loc and loc.line else None,
+                f"{spec.label}: {limit_text(out.limit)}",
+                spec.weight,
+                "config",
+            )
+        )
+        return spec.weight
+    return 0.0
 
 
 def _match_rule(spec: EvidenceSpec, facts: GroupFacts, out: Scored) -> float:

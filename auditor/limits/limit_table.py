@@ -129,4 +129,32 @@ def build_limits(
                 li.location,
             )
         )
+    out.extend(zone_limits(nginx))
     return tuple(out)
+
+
+def zone_limits(nginx: NginxConfig | None) -> list[Limit]:
+    """Each ``limit_conn``/``limit_req`` as a limit named by its zone; use comes from the logs.
+
+    ``limit_conn perip 3`` is "nginx limit_conn zone=perip" = 3 connections per key;
+    ``limit_req zone=api burst=2`` is "nginx limit_req zone=api" = a burst of 2 requests
+    above the zone's rate, the quantity nginx compares its logged ``excess`` with.
+    """
+    zones = {z.name: z for z in _nginx.safe_list(nginx, lambda c: c.limit_conn_zones)}
+    out = [
+        Limit(f"nginx limit_conn zone={lc.zone}", lc.number, None,
+              f"connections per {zones[lc.zone].key}" if lc.zone in zones else "connections",
+              "nginx", lc.location)
+        for lc in _nginx.safe_list(nginx, lambda c: c.limit_conns)
+    ]
+    rates = {z.name: z for z in _nginx.safe_list(nginx, lambda c: c.limit_req_zones)}
+    for lr in _nginx.safe_list(nginx, lambda c: c.limit_reqs):
+        zone = rates.get(lr.zone)
+        unit = "requests"
+        if zone is not None and zone.rate_text:
+            unit += f" above {zone.rate_text}"
+        if lr.nodelay:
+            unit += ", nodelay"
+        out.append(Limit(f"nginx limit_req zone={lr.zone}", lr.burst, None, unit, "nginx",
+                         lr.location))
+    return out

@@ -23,15 +23,7 @@ SCENARIOS = registry()
 
 # Cases diagnose gets wrong today; each names the gap. strict: fixing it turns the test red
 # until the entry is removed, so the list cannot go stale.
-GAPS: dict[str, str] = {
-    "conntrack-invalid": "packets logged by the ctstate INVALID LOG rule (CT-INVALID) and "
-                         "nf_ct_proto_6 'invalid' lines after a flush: firewall-reject (the catch-all "
-                         "REJECT) ranks above conntrack-invalid",
-    "client-abort": "nginx start-up lines in error.log are taken for a restart; the 499s go "
-                    "to service-restart",
-    "limit-conn": "nginx-conn-limit finding carries no limit (zone perip, 3)",
-    "limit-req": "nginx-rate-limit finding carries no limit (zone api, 5r/s)",
-}
+GAPS: dict[str, str] = {}
 
 _captured: dict[str, Outcome] = {}
 
