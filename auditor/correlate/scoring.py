@@ -229,17 +229,19 @@ def _match_limit(spec: EvidenceSpec, state: StateView, out: Scored) -> float:
         return 0.0
     if "min_usage" in spec.params or out.limit is None:
         out.limit = best
-    loc = best.location
-    out.evidence.append(
-        Evidence(
-            loc.path if loc else "limits",
-            loc.line if loc and loc.line else None,
-            f"{spec.label}: {limit_text(best)}",
-            spec.weight,
-            "limit",
-        )
-    )
+    out.evidence.append(_limit_evidence(spec, best, "limit"))
     return spec.weight
+
+
+def _limit_evidence(spec: EvidenceSpec, lim: Limit, kind: str) -> Evidence:
+    loc = lim.location
+    return Evidence(
+        loc.path if loc else "limits",
+        loc.line if loc and loc.line else None,
+        f"{spec.label}: {limit_text(lim)}",
+        spec.weight,
+        kind,
+    )
 
 
 def _match_zone_limit(
@@ -265,16 +267,7 @@ def _match_zone_limit(
         else:
             observed = lim.value if isinstance(lim.value, int | float) else None
         out.limit = replace(lim, observed=observed)
-        loc = lim.location
-        out.evidence.append(
-            Evidence(
-                loc.path if loc else "limits",
-                loc.line if loc and loc.line else None,
-                f"{spec.label}: {limit_text(out.limit)}",
-                spec.weight,
-                "config",
-            )
-        )
+        out.evidence.append(_limit_evidence(spec, out.limit, "config"))
         return spec.weight
     return 0.0
 
