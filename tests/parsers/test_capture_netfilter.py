@@ -183,3 +183,25 @@ def test_real_kernel_log_lines(lab: dict[str, str], tmp_path: Path) -> None:
     assert stats.not_understood == 0, stats.issues
     assert {e.rule_name for e in events} == {lab["ipt"].strip(), lab["nft"].strip()}
     assert all(not e.time_relative and e.action == "firewall-reject" for e in events)
+
+
+def test_live_collection_finds_the_kernel_lines(lab: dict[str, str], tmp_path: Path) -> None:
+    """``collect``/live ``diagnose`` read the kernel log from the journal, a kern.log, or
+    (neither present, as in containers) the ring buffer: the lines must be in the bundle."""
+    from auditor.bundle.collect import Collector
+    from auditor.bundle.logs import collect_logs
+
+    run("ip", "netns", "exec", lab["cli"], sys.executable, "-c", CLIENT_SCRIPT,
+        str(IPT_PORT), str(NFT_PORT), "1", SERVER)
+    assert len(kernel_lines(lab["tag"], 2)) >= 2
+    col = Collector(str(tmp_path / "bundle"))
+    lines: list[str] = []
+    for _ in range(25):  # journald or rsyslog may write the lines a moment later
+        collect_logs(col, timedelta(minutes=10), None)
+        logs = [p for p in (tmp_path / "bundle" / "logs").rglob("*") if p.is_file()]
+        lines = [ln for p in logs for ln in p.read_text(errors="replace").splitlines()
+                 if lab["tag"] in ln]
+        if len(lines) >= 2:
+            break
+        time.sleep(0.2)
+    assert len(lines) >= 2, f"no kernel lines collected; missing: {col.missing}"
