@@ -195,6 +195,20 @@ def _flags(value: Any) -> set[str]:
     return {str(f).upper() for f in value}
 
 
+def _service_port(event: Event, dport: int) -> int:
+    """The service's port of a packet going from a low port to an ephemeral one.
+
+    Such a packet is an answer (the server's RST or ACK), not a connection attempt, so
+    it belongs with the server's port; a SYN always names the service as destination.
+    """
+    flags = event.extra.get("tcp_flags") if event.extra else None
+    if flags is not None:
+        names = _flags(flags)
+        if "SYN" in names and "ACK" not in names:
+            return dport
+    return event.source_port or dport
+
+
 def _packet_key(e: Event) -> tuple[Any, ...]:
     """Packets that trace alike: same source, destination, port, protocol, verdict and flags."""
     return (
@@ -321,14 +335,8 @@ class Aggregator:
         ts = event.timestamp
         minute = int(ts.timestamp()) // 60
         dport = event.destination_port
-        if (
-            event.egress_interface
-            and not event.ingress_interface
-            and dport is not None
-            and dport >= EPHEMERAL
-            and (event.source_port or EPHEMERAL) < EPHEMERAL
-        ):
-            dport = event.source_port  # this host answering (OUT=, no IN=): its port is the source
+        if dport is not None and dport >= EPHEMERAL and (event.source_port or dport) < EPHEMERAL:
+            dport = _service_port(event, dport)
         if action in HOST_WIDE:
             upstream = ""  # a lane of its own: host-wide failures never mix with nginx's
             port = dport
