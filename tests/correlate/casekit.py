@@ -27,6 +27,8 @@ KERNEL = {
     "tcp-memory-pressure",
     "file-max-reached",
     "oom-kill",
+    "conntrack-invalid",
+    "firewall-log",
 }
 
 
@@ -50,6 +52,9 @@ def make_events(specs: list[dict[str, Any]], path: str = "case.log") -> list[Eve
                 extra["tcp_flags"] = spec["flags"].split(",")
             if "cgroup" in spec:
                 extra["cgroup"] = spec["cgroup"]
+            for key in ("zone", "excess"):
+                if key in spec:
+                    extra[key] = spec[key] if key == "zone" else float(spec[key]) + i / 10
             events.append(
                 Event(
                     timestamp=T0 + timedelta(seconds=float(spec.get("at", 0)) + i),
@@ -63,6 +68,9 @@ def make_events(specs: list[dict[str, Any]], path: str = "case.log") -> list[Eve
                     transport=spec.get("proto", "tcp") if spec.get("src") else None,
                     process_pid=spec.get("pid"),
                     process_name=spec.get("process"),
+                    rule_name=spec.get("prefix"),
+                    ingress_interface=spec.get("iif"),
+                    egress_interface=spec.get("oif"),
                     extra=extra,
                     original=spec.get("text", f"{spec['action']} #{i + 1}"),
                 )
@@ -72,7 +80,9 @@ def make_events(specs: list[dict[str, Any]], path: str = "case.log") -> list[Eve
 
 def make_state(case: dict[str, Any]) -> StateView:
     limits = tuple(
-        Limit(d["name"], d.get("value"), d.get("observed")) for d in case.get("limits", [])
+        Limit(d["name"], d.get("value"), d.get("observed"), d.get("unit", ""),
+              location=Location("nginx.conf", d["line"]) if "line" in d else None)
+        for d in case.get("limits", [])
     )
     checks = tuple(
         Finding(

@@ -30,6 +30,8 @@ def test_case(cause: str, case: dict[str, Any]) -> None:
             assert top.rule is not None and expect["rule_contains"] in top.rule["text"]
         if "limit" in expect:
             assert top.limit is not None and top.limit["name"] == expect["limit"]
+        if "ports" in expect:
+            assert list(top.ports) == expect["ports"], top.ports
         for text in expect.get("remedy_contains", []):
             assert text in top.remedy, top.remedy
         assert top.evidence, "a finding without evidence"
