@@ -80,6 +80,21 @@ class Lab:
     def start_python(self, ns: str, code: str) -> subprocess.Popen[str]:
         return self.start(ns, sys.executable, "-c", code)
 
+    def start_collector(self, dest: str, sample: float, first: str) -> subprocess.Popen[str]:
+        """``collect_dir`` (no logs) in the server namespace, sampling counters ``sample``
+        seconds apart; returns once the artifact ``first`` of the first snapshot exists."""
+        proc = self.start_python(
+            self.server,
+            "from datetime import timedelta; from auditor.bundle.collect import collect_dir; "
+            f"collect_dir({dest!r}, timedelta(minutes=5), {sample!r}, logs=False)",
+        )
+        deadline = time.monotonic() + 20
+        while not os.path.exists(os.path.join(dest, first)):
+            assert time.monotonic() < deadline, "collector never took its first snapshot"
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        return proc
+
     def wait_listening(self, port: int, limit: float = 10.0) -> None:
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import pytest
 
@@ -61,16 +60,7 @@ def test_conntrack_pressure(tmp_path: str) -> None:
         r = net.run(net.server, "nft", "-f", rules)
         assert r.returncode == 0, r.stderr
         with conntrack_max(SMALL_MAX):
-            collector = net.start_python(
-                net.server,
-                "from datetime import timedelta; from auditor.bundle.collect import collect_dir; "
-                f"collect_dir({dest!r}, timedelta(minutes=5), 1.5, logs=False)",
-            )
-            deadline = time.monotonic() + 20
-            while not os.path.exists(os.path.join(dest, "counters/before/nf_conntrack")):
-                assert time.monotonic() < deadline, "collector never took its first snapshot"
-                assert collector.poll() is None, collector.communicate()
-                time.sleep(0.02)
+            collector = net.start_collector(dest, 1.5, "counters/before/nf_conntrack")
             flood = net.run(net.server, sys.executable, "-c", FLOOD)
             assert flood.returncode == 0, flood.stderr
             _, err = collector.communicate(timeout=60)

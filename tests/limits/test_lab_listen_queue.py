@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 from auditor.bundle.inputs import open_input
 from auditor.limits.checks import run_checks
@@ -54,16 +53,7 @@ def test_full_listen_queue_live_and_bundle(tmp_path: str) -> None:
     with lab() as net:
         server = net.start_python(net.server, SERVER)
         net.wait_listening(PORT)
-        collector = net.start_python(
-            net.server,
-            "from datetime import timedelta; from auditor.bundle.collect import collect_dir; "
-            f"collect_dir({dest!r}, timedelta(minutes=5), 3.0, logs=False)",
-        )
-        deadline = time.monotonic() + 20
-        while not os.path.exists(os.path.join(dest, "counters/before/netstat")):
-            assert time.monotonic() < deadline, "collector never took its first snapshot"
-            assert collector.poll() is None, collector.communicate()
-            time.sleep(0.05)
+        collector = net.start_collector(dest, 3.0, "counters/before/netstat")
         client = net.start(net.client, sys.executable, "-c", CLIENT, "8")
         _, err = collector.communicate(timeout=60)
         assert collector.returncode == 0, err
