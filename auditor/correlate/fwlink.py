@@ -9,7 +9,7 @@ firewall part or the rule sets are missing, never to an exception.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,20 +134,23 @@ _INVALID = re.compile(
 )
 
 
-def logging_rule(rulesets: Iterable[Any], prefix: str) -> Any | None:
-    """The LOG/NFLOG rule whose ``--log-prefix`` (nft ``log prefix``) wrote ``prefix``."""
-    if not prefix:
-        return None
-    wanted = re.compile(r"prefix\s+\\?\"?" + re.escape(prefix.strip()))
+def all_rules(rulesets: Iterable[Any]) -> Iterator[Any]:
+    """Every rule of every ruleset (a ruleset that cannot list its rules is passed over)."""
     for ruleset in rulesets or ():
         try:
             rules = list(ruleset.rules())
         except Exception:
             continue
-        for rule in rules:
-            if "prefix" in rule.text and wanted.search(rule.text):
-                return rule
-    return None
+        yield from rules
+
+
+def logging_rule(rulesets: Iterable[Any], prefix: str) -> Any | None:
+    """The LOG/NFLOG rule whose ``--log-prefix`` (nft ``log prefix``) wrote ``prefix``."""
+    if not prefix:
+        return None
+    wanted = re.compile(r"prefix\s+\\?\"?" + re.escape(prefix.strip()))
+    return next((r for r in all_rules(rulesets) if "prefix" in r.text and wanted.search(r.text)),
+                None)
 
 
 def matches_invalid(rule: Any) -> bool:
@@ -157,16 +160,10 @@ def matches_invalid(rule: Any) -> bool:
 
 def reset_rules(rulesets: Iterable[Any]) -> list[Any]:
     """Rules that reject or drop and have counted packets (candidates without logs)."""
-    out = []
-    for ruleset in rulesets or ():
-        try:
-            rules = list(ruleset.rules())
-        except Exception:
-            continue
-        for rule in rules:
-            if getattr(rule, "target", None) in ("reject", "drop") and (rule.packets or 0) > 0:
-                out.append(rule)
-    return out
+    return [
+        r for r in all_rules(rulesets)
+        if getattr(r, "target", None) in ("reject", "drop") and (r.packets or 0) > 0
+    ]
 
 
 def rule_key(rule: Any) -> tuple[Any, ...]:
