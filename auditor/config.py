@@ -86,6 +86,7 @@ class AuditConfig:
     spool: str = "/var/lib/auditor/spool"
     spool_max_bytes: int = 256 << 20
     dead_letter: str = "/var/lib/auditor/dead-letter.ndjson"
+    dead_letter_max_bytes: int = 64 << 20  # then rotated to <dead_letter>.1 (one kept)
     since: str | None = "24h"  # backlog bound for files seen for the first time
     timezone: str | None = None
     inputs: tuple[InputConfig, ...] = ()
@@ -178,6 +179,7 @@ _ENV_ES = {
 _ENV_TOP = {
     "AUDITOR_HOST": "host", "AUDITOR_STATE": "state", "AUDITOR_SPOOL": "spool",
     "AUDITOR_SPOOL_MAX_BYTES": "spool_max_bytes", "AUDITOR_DEAD_LETTER": "dead_letter",
+    "AUDITOR_DEAD_LETTER_MAX_BYTES": "dead_letter_max_bytes",
     "AUDITOR_SINCE": "since", "AUDITOR_TIMEZONE": "timezone",
 }
 
@@ -191,6 +193,9 @@ def _top_from(raw: Mapping[str, Any], cfg: AuditConfig) -> AuditConfig:
     cfg = replace(cfg, **changes)
     if raw.get("spool_max_bytes") is not None:
         cfg = replace(cfg, spool_max_bytes=parse_size(raw["spool_max_bytes"], "spool_max_bytes"))
+    if raw.get("dead_letter_max_bytes") is not None:
+        size = parse_size(raw["dead_letter_max_bytes"], "dead_letter_max_bytes")
+        cfg = replace(cfg, dead_letter_max_bytes=size)
     return cfg
 
 

@@ -191,7 +191,8 @@ def _run(
     spool: Spool | None = None
     if not dry_run:
         spool = Spool(cfg.spool, cfg.spool_max_bytes)
-        sink = EsSink(make_client(cfg.es), names, DeadLetter(cfg.dead_letter), cfg.es, sleep=sleep)
+        dead = DeadLetter(cfg.dead_letter, cfg.dead_letter_max_bytes)
+        sink = EsSink(make_client(cfg.es), names, dead, cfg.es, sleep=sleep)
         try:
             report.mode = sink.setup()
         except Exception as exc:
@@ -204,8 +205,9 @@ def _run(
     tz = parse_timezone(cfg.timezone)
     base = ParseContext(timezone=tz, host_name=cfg.host)
     new_files: dict[str, FileState] = {}
+    taken = set(state.files) | set(state.retired)  # identities no new file may take
     for inp in cfg.inputs:
-        follow = plan_input(inp.key, inp.path, state, cutoff)
+        follow = plan_input(inp.key, inp.path, state, cutoff, taken=taken)
         report.problems.extend(follow.problems)
         for entry in follow.kept:
             new_files[entry.identity] = entry
@@ -260,11 +262,15 @@ def _run(
                          report.events)
     shipper.add(builder.snapshot(window, body))
     shipper.flush()
+    if sink is not None and sink.dead_letter.dropped:
+        report.notes.append(f"dead-letter file full ({cfg.dead_letter_max_bytes} bytes): rotated, "
+                            f"{sink.dead_letter.dropped} older records dropped")
     if sink is not None and sink.down:
         report.problems.append(f"Elasticsearch unreachable, {report.spooled} documents spooled: "
                                f"{sink.down}")
     if dry_run:
         return report
+    state.retire(sorted(set(state.files) - set(new_files)))
     state.files = new_files
     if journal is not None:
         state.journald_cursor = journal.cursor

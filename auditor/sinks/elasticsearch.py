@@ -69,31 +69,78 @@ def make_client(cfg: EsConfig) -> Elasticsearch:
 
 
 class DeadLetter:
-    """NDJSON file of documents the server refused for themselves, with the reason."""
+    """NDJSON file of documents the server refused for themselves, with the reason.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Bounded: a record that would take the file past ``max_bytes`` first rotates it to
+    ``<path>.1`` (replacing the one before, whose records are counted in ``dropped``
+    and warned about), so at most twice ``max_bytes`` stay on disk. A record larger
+    than ``max_bytes`` by itself is kept without its document (``document_omitted``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int = 64 << 20) -> None:
         self.path = Path(path)
-        self.count = 0
+        self.rotated = self.path.with_name(self.path.name + ".1")
+        self.max_bytes = max(int(max_bytes), 1024)
+        self.count = 0  # records written by this process
+        self.dropped = 0  # older records discarded by rotation
+        self.omitted = 0  # records written without their (too large) document
+
+    def _record(self, doc: Doc, index: str, status: int, reason: str, now: str) -> bytes:
+        rec = {"@timestamp": now, "kind": doc.kind, "_index": index, "_id": doc.id,
+               "status": status, "reason": reason}
+        head = json.dumps(rec, ensure_ascii=False)[:-1].encode("utf-8", "surrogatepass")
+        line = head + b',"document":' + doc.source + b"}\n"
+        if len(line) > self.max_bytes:
+            self.omitted += 1
+            line = head + b',"document_omitted":true,"document_bytes":%d}\n' % len(doc.source)
+        return line
+
+    def _rotate(self) -> None:
+        try:
+            with open(self.rotated, "rb") as fh:
+                lost = sum(1 for _ in fh)
+        except FileNotFoundError:
+            lost = 0
+        os.replace(self.path, self.rotated)
+        if lost:
+            self.dropped += lost
+            log.warning("dead-letter file %s reached %d bytes: rotated, %d older records "
+                        "dropped", self.path, self.max_bytes, lost)
 
     def write(self, entries: Iterable[tuple[Doc, str, int, str]]) -> None:
         """``(doc, index, status, reason)`` entries, appended and fsynced."""
-        lines = []
         now = datetime.now(UTC).isoformat()
-        for doc, index, status, reason in entries:
-            rec = {"@timestamp": now, "kind": doc.kind, "_index": index, "_id": doc.id,
-                   "status": status, "reason": reason}
-            head = json.dumps(rec, ensure_ascii=False)[:-1]
-            lines.append(head.encode() + b',"document":' + doc.source + b"}\n")
+        lines = [self._record(doc, index, status, reason, now)
+                 for doc, index, status, reason in entries]
         if not lines:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        batch: list[bytes] = []
+        for line in lines:
+            if size + len(line) > self.max_bytes and (size or batch):
+                self._append(batch)
+                batch, size = [], 0
+                self._rotate()
+            batch.append(line)
+            size += len(line)
+        self._append(batch)
+        self.count += len(lines)
+
+    def _append(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, b"".join(lines))
+            view = memoryview(b"".join(lines))
+            while view:
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
-        self.count += len(lines)
 
 
 @dataclass

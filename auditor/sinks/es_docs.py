@@ -19,8 +19,8 @@ from typing import Any
 
 from auditor import __version__
 from auditor.models import Event, Finding, plain
-from auditor.sinks.es_ids import event_id, finding_id, finding_scope, snapshot_id
-from auditor.sinks.es_json import event_json
+from auditor.sinks.es_ids import EventIds, finding_id, finding_scope, snapshot_id
+from auditor.sinks.es_json import event_bytes
 from auditor.sinks.es_templates import StreamNames
 from auditor.sinks.spool import Doc
 
@@ -54,16 +54,15 @@ class DocBuilder:
         self.names = names
         self._agent = {"name": "auditor", "type": "auditor", "version": __version__}
         self._ds = {k: names.data_stream_fields(k) for k in ("resets", "findings", "snapshot")}
-        self._tail = (',"agent":' + _encode(self._agent)
-                      + ',"data_stream":' + _encode(self._ds["resets"]))
+        self._tail = {"agent": self._agent, "data_stream": self._ds["resets"]}
+        self._ids = EventIds(host)
 
     def event(self, event: Event, source: str, identity: str) -> Doc:
         """A reset event read at ``event.location.offset`` of the file ``identity``."""
         loc = event.location
         offset = loc.offset if loc.offset is not None else -loc.line
-        text = event_json(event, self.host, self._tail)
-        return Doc("resets", event_id(self.host, source, identity, offset),
-                   text.encode("utf-8", "surrogatepass"))
+        return Doc("resets", self._ids.id(source, identity, offset),
+                   event_bytes(event, self.host, self._tail))
 
     def finding(self, finding: Finding, window: Window) -> Doc:
         return Doc(

@@ -1,31 +1,45 @@
-"""Direct JSON for events: the :func:`auditor.models.to_ecs` document without the dicts.
+"""Fast JSON for events: the :func:`auditor.models.to_ecs` document, serialised by orjson.
 
-Shipping a million events is bound by serialisation, so an event is written
-straight to compact JSON text from a field tree computed once from the ECS
-metadata of :class:`~auditor.models.Event`: no nested dicts are built and strings
-go through the C string encoder of :mod:`json`. ``json.loads(event_json(e))``
-equals ``to_ecs(e)`` (plus the fields the caller appends); a test checks it.
+Shipping a million events is bound by serialisation. The nested ECS document of an
+event is built by one flat function generated once from the ECS metadata of
+:class:`~auditor.models.Event` (no path splitting, no ``setdefault`` walks, one
+attribute read and one test per field) and written to UTF-8 JSON bytes by
+`orjson <https://pypi.org/project/orjson/>`_ in C.
+
+The bytes parse to exactly ``to_ecs(event)`` plus ``host.name`` (when the event has
+none) plus the caller's extra top-level fields; a property test checks it. Values
+orjson would render differently from :mod:`json` go through :func:`_default`
+(datetimes as ``isoformat()``, other mappings with ``str`` keys, the rest as ``str``);
+whatever orjson refuses (non-string keys, integers beyond 64 bits, lone surrogates)
+falls back, for that event only, to ``to_ecs`` and the standard encoder, as does
+everything when orjson is not installed. One difference is deliberate: a NaN or
+infinite float becomes ``null``, where :mod:`json` would write ``NaN``, which is
+not JSON and which Elasticsearch refuses.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from auditor.models import Event, plain
+from auditor.models import Event, plain, to_ecs
 
-_enc = json.encoder.encode_basestring
-_any = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    orjson = None  # type: ignore[assignment]
 
-# (json key prefix, attribute name or None, subtree or None)
-Node = list[tuple[str, str | None, "Node | None"]]
-SPECIAL = ("log", "auditor", "host")  # merged with location, extra and the host's name
+_std = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+SPECIAL = ("log", "auditor", "host")  # completed with location, extra and the host's name
+_TYPES = {f.name: str(f.type).replace(" | None", "") for f in dataclasses.fields(Event)}
 
 
-def _build() -> dict[str, Any]:
+def _tree() -> dict[str, Any]:
+    """ECS path tree of the mapped Event fields: ``{"source": {"ip": "source_ip"}, ...}``."""
     tree: dict[str, Any] = {}
     for f in dataclasses.fields(Event):
         path = f.metadata.get("ecs")
@@ -36,123 +50,123 @@ def _build() -> dict[str, Any]:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = f.name
+    for key in SPECIAL:
+        tree.setdefault(key, {})
     return tree
 
 
-def _compile(tree: dict[str, Any]) -> Node:
-    return [
-        (_enc(key) + ":", sub if isinstance(sub, str) else None,
-         None if isinstance(sub, str) else _compile(sub))
-        for key, sub in tree.items()
-    ]
+_TREE = _tree()
+_HOST_ATTR: str = _TREE["host"]["name"]
 
 
-_TYPES = {f.name: str(f.type) for f in dataclasses.fields(Event)}
-_TREE = _build()
-_TOP: Node = _compile({k: v for k, v in _TREE.items() if k not in SPECIAL})
-_SUBS: dict[str, Node] = {k: _compile(v) for k, v in _TREE.items() if k in SPECIAL}
+def _gen_field(attr: str, target: str, key: str, indent: str) -> list[str]:
+    # to_ecs leaves out None, () and False; a value of the declared scalar type is none of them
+    fast = _TYPES[attr] if _TYPES[attr] in ("str", "int") else None
+    keep = "v is not False and v != ()"
+    cond = f"v.__class__ is {fast} or {keep}" if fast else keep
+    return [f"{indent}v = e.{attr}",
+            f"{indent}if v is not None and ({cond}):",
+            f"{indent}    {target}[{key!r}] = v"]
 
 
-def value_json(value: Any) -> str:
-    """One value as JSON, as ``to_ecs`` would render it (datetimes in ISO 8601)."""
-    kind = type(value)
-    if kind is str:
-        return _enc(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is float:
-        return float.__repr__(value) if value - value == 0 else str(_any(value))
-    if kind is datetime:
-        return '"' + str(value.isoformat()) + '"'
-    if kind is tuple:
-        if all(type(v) is str for v in value):
-            return "[" + ",".join(map(_enc, value)) + "]"
-        return "[" + ",".join(map(value_json, value)) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(_enc(str(k)) + ":" + value_json(v) for k, v in value.items()) + "}"
-    return _any(plain(value))
+def _gen_group(tree: dict[str, Any], var: str, indent: str, depth: int) -> list[str]:
+    lines: list[str] = []
+    for key, sub in tree.items():
+        if isinstance(sub, str):
+            lines += _gen_field(sub, var, key, indent)
+            continue
+        inner = f"g{depth}"
+        lines.append(f"{indent}{inner} = {{}}")
+        lines += _gen_group(sub, inner, indent, depth + 1)
+        if var == "d" and key in SPECIAL:
+            lines += [indent + code for code in _SPECIAL_CODE[key].format(g=inner).split("\n")]
+        lines += [f"{indent}if {inner}:", f"{indent}    {var}[{key!r}] = {inner}"]
+    return lines
 
 
-def _gen_node(node: Node, var: str, lines: list[str], indent: str, depth: int) -> None:
-    for prefix, attr, sub in node:
-        if attr is not None:
-            # the declared type picks the fast path; any other value takes the general one
-            fast = {"str": "str", "int": "int"}.get(_TYPES[attr].replace(" | None", ""))
-            if fast:
-                render = "enc(v)" if fast == "str" else "repr(v)"
-                lines += [
-                    f"{indent}v = e.{attr}",
-                    f"{indent}if v is not None:",
-                    f"{indent}    if type(v) is {fast}:",
-                    f"{indent}        {var}.append({prefix!r} + {render})",
-                    f"{indent}    elif v is not False and v != ():",
-                    f"{indent}        {var}.append({prefix!r} + vj(v))",
-                ]
-                continue
-            lines += [
-                f"{indent}v = e.{attr}",
-                f"{indent}if v is not None and v is not False and v != ():",
-                f"{indent}    {var}.append({prefix!r} + vj(v))",
-            ]
-        elif sub is not None:
-            inner = f"g{depth}"
-            lines.append(f"{indent}{inner} = []")
-            _gen_node(sub, inner, lines, indent, depth + 1)
-            lines += [f"{indent}if {inner}:",
-                      f"{indent}    {var}.append({prefix!r} + '{{' + ','.join({inner}) + '}}')"]
+_SPECIAL_CODE = {
+    "log": (
+        "loc = e.location\n"
+        "{g}['file'] = {{'path': loc.path, 'line': loc.line}} if loc.line "
+        "else {{'path': loc.path}}\n"
+        "if loc.offset is not None:\n"
+        "    {g}['offset'] = loc.offset"
+    ),
+    "auditor": (
+        "x = e.extra\n"
+        "if x:\n"
+        "    if {g}:\n"
+        "        {g}.update(x)\n"
+        "    else:\n"
+        "        {g} = x"
+    ),
+    "host": f"if e.{_HOST_ATTR} is None:\n    {{g}}['name'] = host",
+}
 
 
-_EVENT_JSON_TAIL = """
-    g = []
-{log}
-    loc = e.location
-    line = loc.line
-    g.append('"file":{{"path":' + enc(loc.path) + (',"line":' + repr(line) if line else '') + '}}')
-    if loc.offset is not None:
-        g.append('"offset":' + repr(loc.offset))
-    out.append('"log":{{' + ','.join(g) + '}}')
-    g = []
-{auditor}
-    x = e.extra
-    if x:
-        for k, v in x.items():
-            t = type(v)
-            val = enc(v) if t is str else repr(v) if t is int else vj(v)
-            g.append(enc(k if type(k) is str else str(k)) + ':' + val)
-    if g:
-        out.append('"auditor":{{' + ','.join(g) + '}}')
-    g = []
-{host}
-    if e.{host_attr} is None:
-        g.append('"name":' + enc(host))
-    out.append('"host":{{' + ','.join(g) + '}}')
-    return '{{' + ','.join(out) + tail + '}}'
+def _generate() -> Callable[[Event, str, Mapping[str, Any] | None], dict[str, Any]]:
+    """One flat function building the whole document: no recursion, no path walks."""
+    lines = ["def event_doc(e, host, tail):", "    d = {}"]
+    lines += _gen_group(_TREE, "d", "    ", 0)
+    lines += ["    if tail:", "        d.update(tail)", "    return d"]
+    scope: dict[str, Any] = {}
+    exec("\n".join(lines), scope)  # code built from our own dataclass metadata only
+    return scope["event_doc"]  # type: ignore[no-any-return]
+
+
+event_doc = _generate()
+event_doc.__doc__ = """The document of ``event``; its ``auditor`` may be ``event.extra`` itself.
+
+Once serialised, equal to ``to_ecs(event)`` plus ``host.name`` and ``tail``.
 """
 
 
-def _generate() -> Any:
-    """One flat function writing the whole document: no recursion, no dicts, no lookups."""
-    lines = ["def event_json(e, host, tail=''):", "    out = []"]
-    _gen_node(_TOP, "out", lines, "    ", 0)
-    parts = {}
-    for key in SPECIAL:
-        sub: list[str] = []
-        _gen_node(_SUBS[key], "g", sub, "    ", 0)
-        parts[key] = "\n".join(sub) or "    pass"
-    code = "\n".join(lines) + _EVENT_JSON_TAIL.format(host_attr=_TREE["host"]["name"], **parts)
-    scope: dict[str, Any] = {"enc": _enc, "vj": value_json}
-    exec(code, scope)  # code built from our own dataclass metadata only
-    return scope["event_json"]
+def _default(value: Any) -> Any:
+    """What orjson cannot or should not render itself, as ``to_ecs`` + :mod:`json` would."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(value)
+    return str(value)
 
 
-_event_json = _generate()
+def _slow(event: Event, host: str, tail: Mapping[str, Any]) -> bytes:
+    doc = to_ecs(event)
+    if event.host_name is None:
+        doc.setdefault("host", {})["name"] = host
+    doc.update(tail)
+    return _std(doc).encode("utf-8", "surrogatepass")
 
 
-def event_json(event: Event, host: str, tail: str = "") -> str:
-    """The ECS document of ``event`` as compact JSON; ``host`` fills a missing host.name.
+if orjson is not None:
+    _dumps = orjson.dumps
+    _OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    _ERROR: type[Exception] = orjson.JSONEncodeError
 
-    ``tail`` is appended inside the top-level object (``,"key":value...``).
-    """
-    return _event_json(event, host, tail)  # type: ignore[no-any-return]
+    def event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
+        """The ECS document of ``event`` as compact UTF-8 JSON (no raw newline).
+
+        ``host`` fills a missing ``host.name``; ``tail`` adds top-level fields.
+        """
+        try:
+            return _dumps(event_doc(event, host, tail), _default, _OPTS)
+        except _ERROR:
+            return _slow(event, host, tail or {})
+
+else:  # pragma: no cover
+
+    def event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
+        """The ECS document of ``event`` as compact UTF-8 JSON (standard library)."""
+        return _slow(event, host, tail or {})
+
+
+def event_json(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> str:
+    """:func:`event_bytes` as text."""
+    return event_bytes(event, host, tail).decode("utf-8", "surrogatepass")
+
+
+def stdlib_event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
+    """The reference rendering: ``to_ecs`` and :mod:`json` (what the fast path must equal)."""
+    return _slow(event, host, tail or {})

@@ -1,21 +1,31 @@
 """Read state of scheduled audits: where each log file was read up to, across runs.
 
-A file is known by its *identity*: a hash of its first line (decompressed), which
-survives renaming, copy-truncation (the copy keeps the first line) and compression
-(``x.log.1`` -> ``x.log.1.gz``). Next to it the state keeps the device/inode, size
+Per file the state keeps its *identity* (a stable name, used in document ids), the
+device/inode, a *fingerprint of its first bytes* (``head``: a hash of the first
+``head_len`` <= 4 KiB of the decompressed content, so it survives renaming,
+copy-truncation and compression), a fingerprint of the bytes just before the
+offset (``tail``, to tell a continued file from a truncated and regrown one), size
 and mtime (to skip an unchanged, fully read file without opening it), the byte
 offset read up to (in the decompressed stream) and the number of lines before it,
-so line numbers stay true when reading resumes. It also keeps the journald cursor,
-the counters and ruleset fingerprint of the last run, and the *watermark*: the
-start of the window the next run covers.
+so line numbers stay true when reading resumes. How a file found on disk is matched
+to these entries is in :mod:`auditor.sources.follow`.
+
+An identity is the hash of the file's first line when that is free; when another
+known file (or one retired earlier: ``retired``) already has it, the device and
+inode are mixed in, so two distinct files with the same head never share document
+ids. The state also keeps the journald cursor, the counters and ruleset fingerprint
+of the last run, and the *watermark*: the start of the window the next run covers.
 
 The state is written atomically (temporary file, fsync, rename, fsync of the
 directory), and only after the data read has been acknowledged by its sink.
+Version 1 files (identity = first-line hash, no fingerprints) load and migrate:
+their entries are matched by that hash once and get fingerprints on that run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -25,8 +35,12 @@ from typing import Any
 
 from auditor.sources.files import open_binary
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+LOADABLE_VERSIONS = (1, 2)
 IDENTITY_MAX = 4096  # a first line longer than this is identified by its first 4 KiB
+HEAD_BYTES = 4096  # the head fingerprint covers at most this many leading bytes
+TAIL_BYTES = 512  # the tail fingerprint covers at most this many bytes before the offset
+RETIRED_MAX = 4096  # identities of vanished files remembered, so none is ever reused
 
 
 class StateError(OSError):
@@ -47,6 +61,9 @@ class FileState:
     size: int = 0  # on-disk size when last read
     mtime_ns: int = 0
     eof: bool = False  # read to its end (and compressed or rotated, so it will not grow)
+    head: str = ""  # fingerprint of the first head_len bytes ("" for entries of version 1)
+    head_len: int = 0
+    tail: str = ""  # fingerprint of the bytes before offset ("" when unknown or compressed)
 
     def unchanged(self, st: os.stat_result) -> bool:
         """Same file, same size and mtime as when it was read to its end."""
@@ -57,12 +74,19 @@ class FileState:
         )
 
     def advanced(
-        self, path: str, offset: int, line: int, st: os.stat_result, eof: bool
+        self, path: str, offset: int, line: int, st: os.stat_result, eof: bool,
+        tail: str = "",
     ) -> FileState:
         return replace(
             self, path=path, offset=offset, line=line, dev=st.st_dev, ino=st.st_ino,
-            size=st.st_size, mtime_ns=st.st_mtime_ns, eof=eof,
+            size=st.st_size, mtime_ns=st.st_mtime_ns, eof=eof, tail=tail,
         )
+
+    def with_head(self, head: Head) -> FileState:
+        """This entry with the longer fingerprint of ``head`` (the same file, grown)."""
+        if len(head.data) <= self.head_len:
+            return self
+        return replace(self, head=fingerprint(head.data), head_len=len(head.data))
 
 
 @dataclass(slots=True)
@@ -76,6 +100,13 @@ class AuditState:
     counters: dict[str, int] = field(default_factory=dict)
     ruleset: str | None = None  # fingerprint of the live ruleset at the last run
     runs: int = 0
+    retired: list[str] = field(default_factory=list)  # identities of files gone, oldest first
+
+    def retire(self, identities: list[str]) -> None:
+        """Remember identities of files that are gone, so that no new file reuses them."""
+        known = set(self.retired)
+        self.retired.extend(i for i in identities if i not in known)
+        del self.retired[:-RETIRED_MAX]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,11 +118,12 @@ class AuditState:
             "counters": dict(sorted(self.counters.items())),
             "ruleset": self.ruleset,
             "runs": self.runs,
+            "retired": self.retired,
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> AuditState:
-        if doc.get("version") != STATE_VERSION:
+        if doc.get("version") not in LOADABLE_VERSIONS:
             raise ValueError(f"unknown state version {doc.get('version')!r}")
         wm = doc.get("watermark")
         return cls(
@@ -102,6 +134,7 @@ class AuditState:
             counters={str(k): int(v) for k, v in (doc.get("counters") or {}).items()},
             ruleset=doc.get("ruleset"),
             runs=int(doc.get("runs") or 0),
+            retired=[str(i) for i in doc.get("retired") or []],
         )
 
 
@@ -150,16 +183,93 @@ def save_state(path: str | os.PathLike[str], state: AuditState) -> None:
         raise StateError(f"{path}: cannot write state ({exc.strerror or exc})") from exc
 
 
-def file_identity(path: str | os.PathLike[str]) -> str | None:
-    """Hash of the first line (decompressed), or None while no first line is complete."""
-    with open_binary(path) as fh:
-        head = fh.read(IDENTITY_MAX)
+def fingerprint(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def _first_line_hash(head: bytes) -> str | None:
     end = head.find(b"\n")
     if end == -1:
         if len(head) < IDENTITY_MAX:
             return None
         end = IDENTITY_MAX - 1
-    return hashlib.blake2b(head[: end + 1], digest_size=12).hexdigest()
+    return fingerprint(head[: end + 1])
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The first bytes of a file (decompressed), what is needed to recognise it."""
+
+    data: bytes  # at most HEAD_BYTES
+    first_line: str | None  # hash of the first line: version-1 identity and new-identity base
+    compressed: bool
+    isize: int | None = None  # gzip: decompressed size mod 2**32, from the trailer
+
+    def matches(self, entry: FileState) -> bool:
+        """Could this be the file of ``entry``: same first bytes (or first line, version 1)?"""
+        if entry.head_len == 0:
+            return self.first_line is not None and self.first_line == entry.identity
+        return (len(self.data) >= entry.head_len
+                and fingerprint(self.data[: entry.head_len]) == entry.head)
+
+    def same_content(self, other: Head) -> bool:
+        return self.data == other.data
+
+
+def file_head(path: str | os.PathLike[str], st: os.stat_result | None = None) -> Head:
+    """The :class:`Head` of ``path`` (raises SourceError or a decompression error)."""
+    with open_binary(path) as fh:
+        compressed = not isinstance(fh, io.BufferedReader)
+        data = fh.read(HEAD_BYTES)
+    isize = None
+    if compressed and st is not None and st.st_size >= 18:
+        with open(path, "rb") as raw:
+            if raw.read(2) == b"\x1f\x8b":
+                raw.seek(-4, os.SEEK_END)
+                isize = int.from_bytes(raw.read(4), "little")
+    return Head(data, _first_line_hash(data), compressed, isize)
+
+
+def tail_print(path: str | os.PathLike[str], st: os.stat_result, offset: int) -> str:
+    """Fingerprint of the bytes before ``offset`` of the uncompressed file ``st`` ("" if not)."""
+    if offset <= 0:
+        return ""
+    start = max(0, offset - TAIL_BYTES)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return ""
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or now.st_size < offset:
+            return ""
+        data = os.pread(fd, offset - start, start)
+    finally:
+        os.close(fd)
+    return fingerprint(data) if len(data) == offset - start else ""
+
+
+def new_identity(head: Head, st: os.stat_result, taken: set[str]) -> str:
+    """A fresh identity: the first-line hash, or, if taken, mixed with device and inode."""
+    base = head.first_line or fingerprint(head.data)
+    if base not in taken:
+        return base
+    n = 0
+    while True:
+        ident = fingerprint(f"{base}\x1f{st.st_dev}:{st.st_ino}:{n}".encode())
+        if ident not in taken:
+            return ident
+        n += 1
+
+
+def file_identity(path: str | os.PathLike[str]) -> str | None:
+    """Hash of the first line (decompressed), or None while no first line is complete.
+
+    The version-1 identity, and the base of a new file's identity.
+    """
+    with open_binary(path) as fh:
+        head = fh.read(IDENTITY_MAX)
+    return _first_line_hash(head)
 
 
 def now_utc() -> datetime:
