@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from auditor.commands._audit_job import AuditReport, run_audit, summary
 from auditor.commands._common import clean_errors, err_console, fail
 from auditor.config import ConfigError, load_config
 from auditor.sources.state import StateError
+
+if TYPE_CHECKING:  # the Elasticsearch client loads only when an audit runs
+    from auditor.commands._audit_job import AuditReport
 
 EXAMPLES = """
 [bold]Examples[/]
@@ -77,10 +80,14 @@ def register(app: typer.Typer) -> None:
         if not cfg.es.hosts and not dry_run:
             fail("no Elasticsearch URL: set [elasticsearch] hosts, AUDITOR_ES_URL or --es")
         try:
+            from auditor.commands._audit_job import run_audit
+
             report = run_audit(cfg, dry_run=dry_run)
         except (StateError, ValueError) as exc:
             fail(str(exc))
         if json_out:
+            from auditor.commands._audit_job import summary
+
             sys.stdout.write(json.dumps(summary(report), indent=1) + "\n")
         else:
             _print(report, Console() if dry_run else err_console)

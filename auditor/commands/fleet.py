@@ -19,8 +19,6 @@ from rich.table import Table
 
 from auditor.commands._common import clean_errors, fail
 from auditor.config import ConfigError, load_config
-from auditor.sinks.elasticsearch import make_client
-from auditor.sinks.es_templates import StreamNames
 from auditor.timeutil import parse_duration
 
 SPARK = " ▁▂▃▄▅▆▇█"
@@ -111,6 +109,9 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         if not cfg.es.hosts:
             fail("no Elasticsearch URL: use --es, AUDITOR_ES_URL or the config file")
+        from auditor.sinks.elasticsearch import make_client  # the client loads only when used
+        from auditor.sinks.es_templates import StreamNames
+
         names = StreamNames(cfg.es.namespace)
         client = make_client(cfg.es).options(ignore_status=404)
         fq, rq = fleet_query(period)
