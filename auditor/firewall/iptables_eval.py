@@ -6,7 +6,9 @@ the human conditions of the matches that depend on kernel state (connlimit, hash
 recent, limit, quota, statistic), and the reasons for matches auditor does not
 evaluate. A check raises :class:`Undecidable` when the packet lacks what it needs
 (e.g. an interface was not given). It also extracts index keys (exact destination,
-source, destination ports) so that a chain need not be scanned rule by rule.
+source, destination ports) so that a chain need not be scanned rule by rule, and
+``needs``: what a packet must carry for the rule's checks to be decidable, so that the
+index still offers the rule to a packet that lacks it (a full scan would report it).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class CompiledRule:
     dst_host: str | None = None
     src_host: str | None = None
     dports: frozenset[int] | None = None
+    # packet fields whose absence makes a check undecidable: "iif", "oif", "sport",
+    # "dport", "icmp", "ctdir" (a non-new packet); "*" when any packet may be undecidable
+    needs: frozenset[str] = frozenset()
 
 
 def _neg(check: Check, negated: bool) -> Check:
@@ -136,6 +141,7 @@ class _Compiler:
         self.dst_host: str | None = None
         self.src_host: str | None = None
         self.dports: frozenset[int] | None = None
+        self.needs: set[str] = set()
 
     def build(self) -> CompiledRule:
         for m in self.rule.matches:
@@ -144,7 +150,8 @@ class _Compiler:
             except (ValueError, IndexError) as exc:
                 self.unknown.append(f"-m {m.name or 'basic'}: cannot read options ({exc})")
         return CompiledRule(self.rule, tuple(self.checks), tuple(self.conditions),
-                            tuple(self.unknown), self.dst_host, self.src_host, self.dports)
+                            tuple(self.unknown), self.dst_host, self.src_host, self.dports,
+                            frozenset(self.needs))
 
     def add(self, check: Check, negated: bool = False) -> None:
         self.checks.append(_neg(check, negated))
@@ -162,12 +169,14 @@ class _Compiler:
                 which = "s" if o.name in ("sports", "source-ports") else "d"
                 if o.name in ("ports",):
                     ranges = _ports(o.arg)
+                    self.needs.update(("sport", "dport"))
                     self.add(_any_of(_port_check("s", ranges), _port_check("d", ranges)),
                              o.negated)
                     continue
                 if o.name not in ("sports", "dports", "source-ports", "destination-ports"):
                     raise ValueError(f"--{o.name}")
                 ranges = _ports(o.arg)
+                self.needs.add(which + "port")
                 self.add(_port_check(which, ranges), o.negated)
                 if which == "d" and not o.negated:
                     self._index_ports(ranges)
@@ -233,6 +242,7 @@ class _Compiler:
             num = proto_number(o.arg)
             self.add(_proto_check(num), o.negated)
         elif o.name in ("i", "o"):
+            self.needs.add(o.name + "if")
             self.add(_iface_check(o.name, o.arg), o.negated)
         elif o.name == "f":
             self.add(lambda p, e: False, o.negated)  # traced packets are never fragments
@@ -241,6 +251,7 @@ class _Compiler:
         if o.name in ("sport", "source-port", "dport", "destination-port"):
             which = "s" if o.name.startswith("s") else "d"
             ranges = _ports(o.arg)
+            self.needs.add(which + "port")
             self.add(_port_check(which, ranges), o.negated)
             if which == "d" and not o.negated:
                 self._index_ports(ranges)
@@ -275,6 +286,7 @@ class _Compiler:
                     raise Undecidable("conntrack direction of a non-new packet is unknown")
                 return d == "ORIGINAL"
 
+            self.needs.add("ctdir")
             self.add(ctdir, o.negated)
         elif o.name == "ctproto":
             num = proto_number(o.arg)
@@ -299,6 +311,7 @@ class _Compiler:
                 raise Undecidable("packet has no icmp type")
             return p.icmp_type == n
 
+        self.needs.add("icmp")
         self.add(check, o.negated)
 
     def addrtype(self, o: Option) -> None:
@@ -358,6 +371,7 @@ class _Compiler:
             except SetUnsupported as exc:
                 raise Undecidable(str(exc)) from None
 
+        self.needs.add("*")  # port dimensions, or a member set auditor cannot read
         self.add(check, o.negated)
 
 

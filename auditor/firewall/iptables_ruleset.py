@@ -3,8 +3,11 @@
 Every chain's rules are compiled once (:mod:`auditor.firewall.iptables_eval`) and
 indexed by exact destination address, destination port and exact source address, so
 that a packet is tried only against the rules that could match it (plus the rules
-that constrain none of those), in position order. :meth:`IptablesRuleset.run_chain`
-follows ``-j``/``-g`` into user chains, RETURN, and the built-in chain's policy.
+that constrain none of those), in position order. A packet that lacks a field some
+indexed rule's checks need (no ``--in`` given, say) is also offered those rules, so
+that they are reported as not evaluated exactly as a full scan would.
+:meth:`IptablesRuleset.run_chain` follows ``-j``/``-g`` into user chains, RETURN, and
+the built-in chain's policy.
 """
 
 from __future__ import annotations
@@ -48,11 +51,18 @@ class _IndexedChain:
     by_dst: dict[str, list[int]] = field(default_factory=dict)
     by_dport: dict[int, list[int]] = field(default_factory=dict)
     by_src: dict[str, list[int]] = field(default_factory=dict)
+    by_need: dict[str, list[int]] = field(default_factory=dict)  # indexed rules by needs
 
     def build(self) -> None:
         if len(self.rules) < INDEX_MIN_RULES:
             return
         for i, cr in enumerate(self.rules):
+            if "*" in cr.needs:
+                self.wild.append(i)
+                continue
+            if cr.dst_host is not None or cr.dports is not None or cr.src_host is not None:
+                for need in cr.needs:
+                    self.by_need.setdefault(need, []).append(i)
             if cr.dst_host is not None:
                 self.by_dst.setdefault(cr.dst_host, []).append(i)
             elif cr.dports is not None:
@@ -73,6 +83,11 @@ class _IndexedChain:
                 lists.append(got)
         if p.dport is None and self.by_dport:  # unknown port: every port rule may apply
             lists.extend(self.by_dport.values())
+        if self.by_need:
+            for need in _missing(p):
+                got = self.by_need.get(need)
+                if got:
+                    lists.append(got)
         rules = self.rules
         if len(lists) == 1:
             return [rules[i] for i in self.wild]
@@ -213,6 +228,24 @@ class IptablesRuleset:
     def compiled(self, fam: int, table: str, chain: str) -> list[CompiledRule]:
         ic = self._chains.get((fam, table, chain))
         return ic.rules if ic else []
+
+
+def _missing(p: Packet) -> list[str]:
+    """The fields ``p`` lacks, named as in :attr:`CompiledRule.needs`."""
+    out = []
+    if p.iif is None:
+        out.append("iif")
+    if p.oif is None:
+        out.append("oif")
+    if p.sport is None:
+        out.append("sport")
+    if p.dport is None:
+        out.append("dport")
+    if p.icmp_type is None:
+        out.append("icmp")
+    if p.ct_state != "new":
+        out.append("ctdir")
+    return out
 
 
 def _what(target: str | None) -> str | None:

@@ -4,7 +4,9 @@
 once into a list of steps (matches, conditions, mark changes, verdicts); named and
 anonymous sets become :class:`ValueMap` lookups (hash sets plus sorted interval
 lists), so loading and tracing stay linear in the ruleset's size. Long chains are
-indexed by the destination port their rules require.
+indexed by the exact destination address, source address or destination port their
+rules require (:mod:`auditor.firewall.nft_index`), so a packet is tried only against
+the rules that could match it.
 
 Semantics follow the kernel: a rule matches when all its matches do; ``accept`` ends
 the base chain, ``drop``/``reject`` the packet; ``jump`` returns, ``goto`` does not;
@@ -16,7 +18,6 @@ evaluate make it *not evaluated*. Both are reported and treated as a miss.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +32,7 @@ from auditor.firewall.model import (
     RuleRef,
     TraceEnv,
 )
+from auditor.firewall.nft_index import MAX_KEYS, IndexedChain, Key, best_key, key_field, safe_left
 from auditor.firewall.nft_json import BACKEND, NftChain, NftRule, NftRuleset
 from auditor.firewall.nft_values import (
     MISSING,
@@ -44,8 +46,6 @@ from auditor.firewall.nft_values import (
 )
 
 MATCH, COND, MARK, VERDICT, VMAP, UNKNOWN = range(6)
-PORT_PROTOS = frozenset({"tcp", "udp", "sctp", "udplite", "dccp"})
-INDEX_MIN = 16  # chains at least this long get a destination-port index
 MAX_DEPTH = 16  # the kernel's jump stack
 Step = tuple[Any, ...]
 Verdict = tuple[str, Any]
@@ -54,34 +54,30 @@ _DYN_OPS = ("numgen", "jhash", "symhash")
 
 
 class _Rule:
-    __slots__ = ("final", "ports", "ref", "steps")
+    __slots__ = ("family", "final_stmt", "key", "ref", "steps")
 
-    def __init__(self, ref: RuleRef, steps: list[Step], final: str | None,
-                 ports: frozenset[int] | None) -> None:
-        self.ref, self.steps, self.final, self.ports = ref, steps, final, ports
+    def __init__(self, ref: RuleRef, steps: list[Step], final_stmt: Any, family: str,
+                 key: Key | None) -> None:
+        self.ref, self.steps, self.key = ref, steps, key
+        self.final_stmt, self.family = final_stmt, family
+
+    @property
+    def final(self) -> str | None:
+        """The rule's verdict statement as text (what it does when it matches)."""
+        if self.final_stmt is None:
+            return None
+        return nft_render.stmt_text(self.final_stmt, self.family)
 
 
 class _Chain:
-    __slots__ = ("chain", "index", "rules", "unindexed")
+    __slots__ = ("chain", "index", "rules")
 
     def __init__(self, chain: NftChain, rules: list[_Rule]) -> None:
         self.chain, self.rules = chain, rules
-        self.index: dict[int, list[int]] | None = None
-        self.unindexed: list[int] = []
-        if len(rules) >= INDEX_MIN:
-            self.index = {}
-            for i, r in enumerate(rules):
-                if r.ports is None:
-                    self.unindexed.append(i)
-                else:
-                    for p in r.ports:
-                        self.index.setdefault(p, []).append(i)
+        self.index = IndexedChain([r.key for r in rules])
 
     def candidates(self, pv: PV) -> list[int]:
-        if self.index is None:
-            return list(range(len(self.rules)))
-        hit = self.index.get(pv.dport, []) if pv.dport is not None else []
-        return list(heapq.merge(hit, self.unindexed)) if hit else self.unindexed
+        return self.index.candidates(pv.daddr, pv.saddr, pv.dport, pv.proto)
 
 
 class Compiled:
@@ -90,6 +86,7 @@ class Compiled:
     def __init__(self, rs: NftRuleset) -> None:
         self.rs = rs
         self._maps: dict[tuple[Any, ...], ValueMap] = {}
+        self._pv: PV | None = None  # the last packet's view, reused across its base chains
         self.chains: dict[tuple[str, str, str], _Chain] = {}
         for key, ch in rs.chains.items():
             self.chains[key] = _Chain(ch, [self._compile_rule(ch, r) for r in ch.rules])
@@ -111,24 +108,29 @@ class Compiled:
 
     def _match(self, ch: NftChain, m: Mapping[str, Any]) -> Step:
         op, left, right = m.get("op", "=="), m["left"], m["right"]
-        if any(k in str(left) for k in _DYN_OPS):
+        if _dynamic(left):
             return (COND, f"{nft_render.match_text(m)} (depends on a random or hash value)")
         ftype, get = getter(left)
+        safe = safe_left(left)
+        field = key_field(left) if op in ("==", "in") else None
         if isinstance(right, str) and right.startswith("@"):
             vm = self._named(ch, right, ftype)
             if isinstance(vm, str):
                 return (COND, f"{nft_render.expr(left)} in the {vm}")
-            return (MATCH, _set_test(get, vm, op != "!="))
+            return (MATCH, _set_test(get, vm, op != "!="), _set_key(field, vm), safe)
         if isinstance(ftype, list) or (isinstance(right, Mapping) and "set" in right):
             elems = right["set"] if isinstance(right, Mapping) and "set" in right else [right]
             vm = build_map(elems, ftype)
-            return (MATCH, _set_test(get, vm, op != "!="))
-        return (MATCH, _cmp_test(get, ftype, op, norm(ftype, right)))
+            return (MATCH, _set_test(get, vm, op != "!="), _set_key(field, vm), safe)
+        rhs = norm(ftype, right)
+        key = (field[0], frozenset([rhs[1]]), field[1]) if field and rhs[0] == "exact" else None
+        return (MATCH, _cmp_test(get, ftype, op, rhs), key, safe)
 
     def _compile_rule(self, ch: NftChain, rule: NftRule) -> _Rule:
         steps: list[Step] = []
-        final: str | None = None
-        ports: frozenset[int] | None = None
+        final: Any = None
+        keys: list[Key] = []
+        reach = True  # every step so far is a match that never says "not evaluated"
         for s in rule.expr:
             try:
                 step = self._stmt(ch, rule, s)
@@ -137,18 +139,21 @@ class Compiled:
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 step = (UNKNOWN, f"cannot evaluate {nft_render.stmt_text(s, ch.family)!r}: {exc}")
             if step[0] in (VERDICT, VMAP) and final is None:
-                final = nft_render.stmt_text(s, ch.family)
-            if step[0] == MATCH and ports is None and not any(x[0] != MATCH for x in steps):
-                ports = _dport_key(s)
+                final = s
+            if reach and step[0] == MATCH:
+                if step[2] is not None:
+                    keys.append(step[2])
+                reach = step[3]
+            elif step[0] is not None:
+                reach = False
             if step[0] is not None:
                 steps.append(step)
-        return _Rule(rule.ref, steps, final, ports)
+        return _Rule(rule.ref, steps, final, ch.family, best_key(keys))
 
     def _stmt(self, ch: NftChain, rule: NftRule, s: Any) -> Step:
         if not isinstance(s, Mapping) or len(s) != 1:
             raise Unsupported(f"malformed statement {s!r}")
         key, arg = next(iter(s.items()))
-        text = nft_render.stmt_text(s, ch.family)
         if key == "match":
             return self._match(ch, arg)
         if key in ("accept", "drop", "return", "continue"):
@@ -171,6 +176,7 @@ class Compiled:
             return (VERDICT, ("accept", key))
         if key in ("counter", "log", "notrack", "flow", "dup"):
             return (None,)
+        text = nft_render.stmt_text(s, ch.family)
         if key == "limit":
             return (COND, _limit_condition(arg, text))
         if key == "ct count":
@@ -211,7 +217,11 @@ class Compiled:
 
     # -- running -----------------------------------------------------------------
     def run(self, hc: HookChain, packet: Packet, env: TraceEnv) -> ChainOutcome:
-        pv = PV(packet, env)
+        pv = self._pv
+        if pv is None or pv.packet is not packet or pv.env is not env:
+            pv = self._pv = PV(packet, env)
+        else:
+            pv.mark = packet.mark  # the only field evaluation changes
         path: list[RuleRef] = []
         conds: list[Conditional] = []
         nevals: list[NotEvaluated] = []
@@ -326,15 +336,19 @@ def _cmp_test(get: Callable[[PV], Any], ftype: Any, op: str, rhs: Any) -> Callab
         inside = op != "!="
         return lambda pv: (v := get(pv)) is not MISSING and v.startswith(pre) == inside
     c = rhs[1]
-    ops: dict[str, Callable[[Any], bool]] = {
-        "==": lambda v: bool(v == c), "in": lambda v: bool(v == c), "!=": lambda v: bool(v != c),
-        "<": lambda v: bool(v < c), ">": lambda v: bool(v > c),
-        "<=": lambda v: bool(v <= c), ">=": lambda v: bool(v >= c),
-    }
-    if op not in ops:
-        raise Unsupported(f"operator {op!r}")
-    f = ops[op]
-    return lambda pv: (v := get(pv)) is not MISSING and f(v)
+    if op in ("==", "in"):  # MISSING equals no constant
+        return lambda pv: bool(get(pv) == c)
+    if op == "!=":
+        return lambda pv: (v := get(pv)) is not MISSING and bool(v != c)
+    if op == "<":
+        return lambda pv: (v := get(pv)) is not MISSING and bool(v < c)
+    if op == ">":
+        return lambda pv: (v := get(pv)) is not MISSING and bool(v > c)
+    if op == "<=":
+        return lambda pv: (v := get(pv)) is not MISSING and bool(v <= c)
+    if op == ">=":
+        return lambda pv: (v := get(pv)) is not MISSING and bool(v >= c)
+    raise Unsupported(f"operator {op!r}")
 
 
 def _vmap_lookup(get: Callable[[PV], Any], vm: ValueMap) -> Callable[[PV], Verdict | None]:
@@ -346,19 +360,24 @@ def _vmap_lookup(get: Callable[[PV], Any], vm: ValueMap) -> Callable[[PV], Verdi
     return lookup
 
 
-def _dport_key(s: Mapping[str, Any]) -> frozenset[int] | None:
-    """The destination ports a rule's leading ``tcp/udp dport`` match requires, if exact."""
-    m = s.get("match", {})
-    left, right = m.get("left"), m.get("right")
-    if m.get("op") not in ("==", "in") or not isinstance(left, Mapping):
+def _dynamic(e: Any) -> bool:
+    """True when expression ``e`` reads a random or hash value (numgen, jhash, symhash)."""
+    if isinstance(e, dict):
+        if "payload" in e or "meta" in e or "ct" in e:  # leaves: nothing nested
+            return False
+        return any(k in _DYN_OPS or _dynamic(v) for k, v in e.items())
+    if isinstance(e, list):
+        return any(_dynamic(x) for x in e)
+    return False
+
+
+def _set_key(field: tuple[str, bool] | None, vm: ValueMap) -> Key | None:
+    """An index key for ``field in vm`` when the set holds only exact values."""
+    if field is None or vm.spans or vm.wild or vm.concat or vm.flagsets:
         return None
-    p = left.get("payload", {})
-    if p.get("field") != "dport" or p.get("protocol") not in PORT_PROTOS:
+    if not 0 < len(vm.exact) <= MAX_KEYS:
         return None
-    vals = right["set"] if isinstance(right, Mapping) and "set" in right else [right]
-    if all(isinstance(x, int) for x in vals):
-        return frozenset(vals)
-    return None
+    return (field[0], frozenset(vm.exact), field[1])
 
 
 def _limit_condition(arg: Mapping[str, Any], text: str) -> str:

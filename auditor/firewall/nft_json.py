@@ -6,7 +6,8 @@ comments and expressions, named sets and maps); :func:`read_live` runs
 ``nft -j list ruleset``, which only lists and never changes anything.
 
 Each rule keeps its raw expression list, its text as ``nft list ruleset`` prints it
-(:mod:`auditor.firewall.nft_render`) and its location (file:line of the JSON object).
+(:mod:`auditor.firewall.nft_render`; the whole ruleset: :mod:`auditor.firewall.nft_layout`)
+and its location (file:line of the JSON object).
 Tables that iptables-nft manages (``xt`` compat expressions, or the iptables table and
 chain names) are recognised and left to the iptables path: they are listed in
 ``NftRuleset.iptables_tables`` and ``notes`` and never traced here.
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.firewall import nft_render
+from auditor.firewall import nft_layout, nft_render
 from auditor.firewall.model import ChainOutcome, HookChain, Packet, Policy, RuleRef, TraceEnv
 from auditor.models import Location, ParseIssue
 
@@ -111,7 +112,8 @@ class NftRuleset:
     objects: list[Mapping[str, Any]] = field(default_factory=list)  # the raw JSON list
     version: str | None = None
     notes: list[str] = field(default_factory=list)
-    _compiled: Any = None
+    _compiled: Any = None  # built on the first trace; the ruleset is not changed after
+    _hooks: dict[tuple[int, str], list[HookChain]] = field(default_factory=dict)
 
     @property
     def iptables_tables(self) -> list[NftTable]:
@@ -133,21 +135,26 @@ class NftRuleset:
                 yield Policy(BACKEND, c.family, c.table, c.name, c.policy)
 
     def hook_chains(self, family: int, hook: str) -> list[HookChain]:
+        if self._compiled is not None and (family, hook) in self._hooks:
+            return list(self._hooks[(family, hook)])
         fams = {"ip", "inet"} if family == 4 else {"ip6", "inet"}
         out = [HookChain(c.priority or 0, c.family, c.table, c.name, hook, c.type or "filter")
                for c in self.chains.values()
                if c.hook == hook and c.family in fams
                and not self._iptables(c)]
-        return sorted(out, key=lambda h: h.priority)
+        out.sort(key=lambda h: h.priority)
+        if self._compiled is not None:  # frozen from the first trace on, like the rules
+            self._hooks[(family, hook)] = out
+        return list(out)
 
     def text(self) -> str:
         """The ruleset as ``nft -a list ruleset`` prints it."""
-        return nft_render.ruleset_text(self.objects)
+        return nft_layout.ruleset_text(self.objects)
 
     def run_chain(self, chain: HookChain, packet: Packet, env: TraceEnv) -> ChainOutcome:
-        from auditor.firewall import nft_eval  # late: nft_eval imports this module
-
         if self._compiled is None:
+            from auditor.firewall import nft_eval  # late: nft_eval imports this module
+
             self._compiled = nft_eval.compile_ruleset(self)
         result: ChainOutcome = self._compiled.run(chain, packet, env)
         return result

@@ -2,8 +2,8 @@
 
 The text is what users know, so auditor cites rules with it in output and evidence.
 :func:`rule_text` gives one rule's line (without the ``# handle N`` annotation);
-:func:`ruleset_text` the whole ruleset as ``nft -a list ruleset`` prints it (sets,
-maps, chains, handles). Anything this module does not know is rendered as compact JSON
+:mod:`auditor.firewall.nft_layout` lays out the whole ruleset with it (sets, maps,
+chains, handles). Anything this module does not know is rendered as compact JSON
 inside angle brackets rather than dropped, so an unknown expression stays visible.
 
 The layout follows nft 1.0.x: ``==``/``in`` are implicit, flag masks print as
@@ -14,7 +14,7 @@ types omitted, and standard chain priorities named (``filter + 10``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Meta keys that nft prints without the "meta" keyword.
@@ -23,20 +23,6 @@ QUOTED_META = frozenset({"iifname", "oifname", "iif", "oif", "ibrname", "obrname
                          "iifkind", "oifkind", "ibriport", "obriport", "sdifname"})
 FLAG_FIELDS = frozenset({("payload", "flags"), ("ct", "state"), ("ct", "status")})
 BINOPS = ("&", "|", "^", "<<", ">>")
-# Standard priority names: (name, value, families, hooks or None for any hook).
-_IP_FAMS = frozenset({"ip", "ip6", "inet"})
-_STD_PRIOS: tuple[tuple[str, int, frozenset[str], frozenset[str] | None], ...] = (
-    ("raw", -300, _IP_FAMS, None),
-    ("mangle", -150, _IP_FAMS, None),
-    ("dstnat", -100, _IP_FAMS, frozenset({"prerouting"})),
-    ("filter", 0, _IP_FAMS | {"arp", "netdev"}, None),
-    ("security", 50, _IP_FAMS, None),
-    ("srcnat", 100, _IP_FAMS, frozenset({"postrouting"})),
-    ("dstnat", -300, frozenset({"bridge"}), frozenset({"prerouting"})),
-    ("filter", -200, frozenset({"bridge"}), None),
-    ("out", 100, frozenset({"bridge"}), frozenset({"output"})),
-    ("srcnat", 300, frozenset({"bridge"}), frozenset({"postrouting"})),
-)
 
 
 def _fmt_kind(left: Any) -> Any:
@@ -90,9 +76,9 @@ def value(v: Any, kind: Any = None) -> str:
             el = v["elem"]
             out = value(el.get("val"), kind)
             if "timeout" in el:
-                out += f" timeout {_duration(el['timeout'])}"
+                out += f" timeout {duration_text(el['timeout'])}"
             if "expires" in el:
-                out += f" expires {_duration(el['expires'])}"
+                out += f" expires {duration_text(el['expires'])}"
             if "counter" in el:
                 c = el["counter"]
                 out += f" counter packets {c.get('packets', 0)} bytes {c.get('bytes', 0)}"
@@ -125,7 +111,7 @@ def verdict_text(v: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _duration(seconds: Any) -> str:
+def duration_text(seconds: Any) -> str:
     try:
         s = int(seconds)
     except (TypeError, ValueError):
@@ -337,112 +323,3 @@ def rule_text(exprs: Sequence[Any], family: str, comment: str | None = None) -> 
     if comment:
         text += f' comment "{comment}"'
     return text
-
-
-def priority_text(prio: int, family: str, hook: str) -> str:
-    """``filter``, ``filter + 10``, ``dstnat - 5`` or the plain number, as nft prints it."""
-    for name, base, fams, hooks in _STD_PRIOS:
-        if family in fams and (hooks is None or hook in hooks) and abs(prio - base) <= 10:
-            off = prio - base
-            return name if off == 0 else f"{name} {'+' if off > 0 else '-'} {abs(off)}"
-    return str(prio)
-
-
-def chain_header(c: Mapping[str, Any]) -> str | None:
-    """The ``type ... hook ... priority ...; policy ...;`` line of a base chain, or None."""
-    if "hook" not in c:
-        return None
-    dev = c.get("dev")
-    devtext = ""
-    if isinstance(dev, str):
-        devtext = f' device "{dev}"'
-    elif isinstance(dev, list):
-        devtext = " devices = { " + ", ".join(dev) + " }"
-    prio = priority_text(int(c.get("prio", 0)), str(c.get("family")), str(c.get("hook")))
-    head = f"type {c.get('type')} hook {c.get('hook')}{devtext} priority {prio};"
-    if c.get("policy"):
-        head += f" policy {c['policy']};"
-    return head
-
-
-def set_lines(s: Mapping[str, Any], is_map: bool, dynamic: bool = False) -> list[str]:
-    """The body lines of a named set or map declaration."""
-    typ = s.get("type")
-    tt = " . ".join(typ) if isinstance(typ, list) else str(typ)
-    if is_map:
-        tt += f" : {s.get('map')}"
-    lines = [f"type {tt}"]
-    flags = list(s.get("flags", []))
-    if dynamic and "dynamic" not in flags:
-        flags.insert(0, "dynamic")
-    if "size" in s:
-        lines.append(f"size {s['size']}")
-    if flags:
-        lines.append("flags " + ",".join(flags))
-    if "timeout" in s:
-        lines.append(f"timeout {_duration(s['timeout'])}")
-    if "gc-interval" in s:
-        lines.append(f"gc-interval {_duration(s['gc-interval'])}")
-    elems = s.get("elem")
-    if elems:
-        kind = set_type_kind(typ)
-        lines.append("elements = { " + ", ".join(element(e, kind) for e in elems) + " }")
-    if s.get("comment"):
-        lines.append(f'comment "{s["comment"]}"')
-    return lines
-
-
-def ruleset_text(objects: Iterable[Mapping[str, Any]]) -> str:
-    """The whole ruleset as ``nft -a list ruleset`` prints it, from the JSON objects list."""
-    objs = [o for o in objects if isinstance(o, Mapping)]
-    dynamic = {(a["set"]["family"], a["set"]["table"], str(a["set"].get("set", ""))[1:])
-               for a in _set_statements(objs)}
-    rules: dict[tuple[Any, Any, Any], list[Mapping[str, Any]]] = {}
-    for o in objs:
-        if "rule" in o and isinstance(o["rule"], Mapping):
-            r = o["rule"]
-            rules.setdefault((r.get("family"), r.get("table"), r.get("chain")), []).append(r)
-    out: list[str] = []
-    for t in (o["table"] for o in objs if "table" in o):
-        fam, name = t.get("family"), t.get("name")
-        out.append(f"table {fam} {name} {{ # handle {t.get('handle')}")
-        blocks: list[list[str]] = []
-        for o in objs:
-            kind = next(iter(o), "")
-            body = o.get(kind)
-            if kind not in ("set", "map", "chain") or not isinstance(body, Mapping):
-                continue
-            if body.get("family") != fam or body.get("table") != name:
-                continue
-            if kind == "chain":
-                block = [f"\tchain {body.get('name')} {{ # handle {body.get('handle')}"]
-                head = chain_header(body)
-                if head:
-                    block.append("\t\t" + head)
-                for r in rules.get((fam, name, body.get("name")), []):
-                    txt = rule_text(r.get("expr", []), str(fam), r.get("comment"))
-                    block.append(f"\t\t{txt} # handle {r.get('handle')}")
-            else:
-                dyn = (fam, name, body.get("name")) in dynamic
-                block = [f"\t{kind} {body.get('name')} {{ # handle {body.get('handle')}"]
-                block += ["\t\t" + x for x in set_lines(body, kind == "map", dyn)]
-            block.append("\t}")
-            blocks.append(block)
-        for i, block in enumerate(blocks):
-            if i:
-                out.append("")
-            out.extend(block)
-        out.append("}")
-    return "\n".join(out) + "\n"
-
-
-def _set_statements(objs: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    found: list[Mapping[str, Any]] = []
-    for o in objs:
-        if "rule" in o:
-            r = o["rule"]
-            for s in r.get("expr", []):
-                if isinstance(s, Mapping) and "set" in s and isinstance(s["set"], Mapping):
-                    found.append({"set": {"family": r.get("family"), "table": r.get("table"),
-                                          "set": s["set"].get("set")}})
-    return found

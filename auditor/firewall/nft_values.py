@@ -53,19 +53,45 @@ class PV:
     __slots__ = ("ct_state", "ct_status", "daddr", "dport", "env", "fam", "flags", "icmp",
                  "iif", "length", "mark", "oif", "packet", "proto", "saddr", "sport")
 
+    mark: int
+    length: int
+
     def __init__(self, p: Packet, env: TraceEnv) -> None:
         self.packet, self.env, self.fam = p, env, p.family
-        self.saddr, self.daddr = int(p.src_ip), int(p.dst_ip)
+        self.saddr, self.daddr = _addr_int(p.src), _addr_int(p.dst)
         pr = p.proto.lower()
         self.proto = PROTOS.get(pr, int(pr) if pr.isdigit() else -1)
-        ported = self.proto in PORT_PROTOS.values()
+        ported = self.proto in _PORT_NUMBERS
         self.sport = p.sport if ported else None
         self.dport = p.dport if ported else None
-        self.flags = frozenset(f.lower() for f in p.tcp_flags)
-        self.ct_state = frozenset({p.ct_state})
-        self.ct_status = frozenset(s.lower() for s in p.ct_status)
+        self.flags = _lowered(p.tcp_flags)
+        self.ct_state = _lowered(frozenset({p.ct_state}))
+        self.ct_status = _lowered(p.ct_status)
         self.iif, self.oif, self.mark = p.iif, p.oif, p.mark
         self.icmp, self.length = p.icmp_type, p.length
+
+
+_PORT_NUMBERS = frozenset(PORT_PROTOS.values())
+_LOWERED: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _lowered(names: frozenset[str]) -> frozenset[str]:
+    """``names`` in lower case (memoised: packets repeat a few flag and state sets)."""
+    got = _LOWERED.get(names)
+    if got is None:
+        got = frozenset(n.lower() for n in names)
+        if len(_LOWERED) < 4096:
+            _LOWERED[names] = got
+    return got
+
+
+def _addr_int(addr: str) -> int:
+    """An IPv4/IPv6 address as an integer (inet_pton is much faster than ipaddress)."""
+    try:
+        raw = socket.inet_pton(socket.AF_INET6 if ":" in addr else socket.AF_INET, addr)
+    except OSError:
+        return int(ipaddress.ip_address(addr))
+    return int.from_bytes(raw, "big")
 
 
 def _num(v: Any, names: Mapping[str, int] | None = None) -> int:
@@ -280,8 +306,8 @@ def getter(e: Any) -> tuple[Any, Getter]:
         gets = [g for _, g in parts]
 
         def get_concat(pv: PV) -> Any:
-            vals = tuple(g(pv) for g in gets)
-            return MISSING if any(v is MISSING for v in vals) else vals
+            vals = tuple([g(pv) for g in gets])
+            return MISSING if MISSING in vals else vals
         return (types, get_concat)
     raise Unsupported(f"expression {next(iter(e), '?')} not supported")
 

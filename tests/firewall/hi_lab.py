@@ -1,7 +1,8 @@
 """Lab for the iptables tests: a server and a client namespace on a veth pair, a raw sender.
 
-Namespaces are named ``hi`` + a random suffix and removed (with the sender process,
-by PID) in :meth:`IptLab.close`. Traffic stays between the two namespaces on
+Namespaces are named ``hi`` + a random suffix and removed (with the sender process)
+in :meth:`IptLab.close`; the namespace pair and the raw sender are
+:class:`netns_lab.VethPair`'s. Traffic stays between the two namespaces on
 192.0.2.0/24 (source addresses may be spoofed from 198.51.100.0/24 and 203.0.113.0/24;
 the server runs with rp_filter off). The server never listens, so every packet sent
 crosses the server's INPUT hook exactly once and its answers (RST, ICMP) leave via OUTPUT.
@@ -9,58 +10,25 @@ crosses the server's INPUT hook exactly once and its answers (RST, ICMP) leave v
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
+
+from netns_lab import VethPair, sh
 
 SERVER_ADDRS = ("192.0.2.2", "192.0.2.3")
 CLIENT_ADDR = "192.0.2.1"
 CAN_RUN = os.geteuid() == 0 and all(shutil.which(b) for b in ("ip", "iptables-nft-restore"))
 REASON = "needs root, ip and iptables (network namespaces)"
 
-RAW_SENDER = r'''
-import json, socket, struct, sys
-FLAG_BITS = {"FIN": 1, "SYN": 2, "RST": 4, "PSH": 8, "ACK": 16, "URG": 32}
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-out = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-for line in sys.stdin:
-    pkt = json.loads(line)
-    s, d = socket.inet_aton(pkt["src"]), socket.inet_aton(pkt["dst"])
-    if pkt["proto"] == "tcp":
-        bits = sum(FLAG_BITS[f] for f in pkt["tcp_flags"])
-        seg = struct.pack("!HHIIBBHHH", pkt["sport"], pkt["dport"], 4242, 0, 0x50, bits, 1024, 0, 0)
-        proto, where = 6, 16
-    else:
-        seg = struct.pack("!HHHH", pkt["sport"], pkt["dport"], 12, 0) + b"hiho"
-        proto, where = 17, 6
-    csum = checksum(s + d + struct.pack("!BBH", 0, proto, len(seg)) + seg)
-    seg = seg[:where] + struct.pack("!H", csum) + seg[where + 2:]
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 7, 0, 64, proto, 0, s, d)
-    out.sendto(hdr + seg, (pkt["dst"], 0))
-    print("sent", flush=True)
-'''
-
 
 def run(*argv: str, ns: str | None = None, stdin: str | None = None,
         check: bool = True) -> str:
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=30,
-                          check=False)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: {proc.stderr.strip()}")
-    return proc.stdout
+    """A command's stdout (inside namespace ``ns``); RuntimeError when it fails and ``check``."""
+    return sh(*argv, ns=ns, input=stdin, check=check).stdout
 
 
 _COUNTED = re.compile(r"^\[(\d+):(\d+)\] -A (\S+)")
@@ -98,33 +66,16 @@ class IptLab:
     variant: str = "nft"
     server: str = field(default_factory=lambda: "hi" + secrets.token_hex(4))
     client: str = field(default_factory=lambda: "hi" + secrets.token_hex(4))
-    sender: subprocess.Popen[str] | None = None
+    pair: VethPair | None = None
 
     @property
     def save_cmd(self) -> str:
         return f"iptables-{self.variant}-save"
 
     def start(self) -> IptLab:
-        run("ip", "netns", "add", self.server)
-        run("ip", "netns", "add", self.client)
-        a, b = "hi" + secrets.token_hex(3), "hi" + secrets.token_hex(3)
-        run("ip", "link", "add", a, "netns", self.server, "type", "veth", "peer", "name", b,
-            "netns", self.client)
-        for ns, dev, new in ((self.server, a, "hiv0"), (self.client, b, "hiv1")):
-            run("ip", "link", "set", dev, "name", new, ns=ns)
-            run("ip", "link", "set", new, "up", ns=ns)
-            run("ip", "link", "set", "lo", "up", ns=ns)
-            run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=ns)
-        for addr in SERVER_ADDRS:
-            run("ip", "addr", "add", f"{addr}/24", "dev", "hiv0", ns=self.server)
-        run("ip", "addr", "add", f"{CLIENT_ADDR}/24", "dev", "hiv1", ns=self.client)
-        for key in ("all", "default", "hiv0"):
-            run("sysctl", "-qw", f"net.ipv4.conf.{key}.rp_filter=0", ns=self.server)
-        # answers to spoofed sources leave the server towards the client, not nowhere
-        run("ip", "route", "add", "default", "via", CLIENT_ADDR, ns=self.server)
-        self.sender = subprocess.Popen(
-            ["ip", "netns", "exec", self.client, sys.executable, "-u", "-c", RAW_SENDER],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.pair = VethPair("hi", "hiv0", "hiv1", [f"{a}/24" for a in SERVER_ADDRS],
+                             [f"{CLIENT_ADDR}/24"], route_via=CLIENT_ADDR,
+                             server=self.server, client=self.client).start()
         return self
 
     def load(self, dump: str) -> None:
@@ -136,10 +87,8 @@ class IptLab:
     def send(self, packet: dict[str, object], timeout: float = 2.0) -> dict[tuple[str, int | str], int]:
         """Send one packet; return the filter counters that moved (waits until one did)."""
         before = counters(self.save())
-        assert self.sender is not None and self.sender.stdin and self.sender.stdout
-        self.sender.stdin.write(json.dumps(packet) + "\n")
-        self.sender.stdin.flush()
-        assert self.sender.stdout.readline().strip() == "sent"
+        assert self.pair is not None, "start() the lab first"
+        self.pair.send_raw(packet)
         deadline = time.monotonic() + timeout
         while True:
             after = counters(self.save())
@@ -152,16 +101,11 @@ class IptLab:
             time.sleep(0.01)
 
     def close(self) -> None:
-        if self.sender is not None:
-            if self.sender.stdin:
-                self.sender.stdin.close()
-            try:
-                self.sender.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.sender.kill()
-                self.sender.wait(timeout=5)
-        for ns in (self.server, self.client):
-            run("ip", "netns", "del", ns, check=False)
+        if self.pair is not None:
+            self.pair.close()
+        else:
+            for ns in (self.server, self.client):
+                run("ip", "netns", "del", ns, check=False)
 
 
 def legacy_usable() -> bool:

@@ -111,6 +111,36 @@ def test_index_gives_same_answers_as_full_scan(monkeypatch: pytest.MonkeyPatch) 
     assert [trace([full], p).to_json() for p in packets] == fast
 
 
+def test_index_offers_rules_a_packet_cannot_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexed rules whose checks need a field the packet lacks are still reported."""
+    rnd = random.Random(9)
+    keys = ["-s 198.51.100.{n}/32", "-d 192.0.2.{n}/32", "-p tcp -m tcp --dport {n}"]
+    needs = ["", "-i eth{n}", "-o eth{n}", "-p tcp -m tcp --sport {n}",
+             "-p icmp -m icmp --icmp-type echo-request", "-m conntrack --ctdir ORIGINAL"]
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]"]
+    for _ in range(80):
+        first, second = rnd.choice(needs), rnd.choice(keys)
+        if "-p " in first and "-p " in second:
+            second = second.replace("-p tcp -m tcp --dport", "-m multiport --dports")
+        parts = [first, second] if rnd.random() < 0.5 else [second, first]
+        text = " ".join(x.format(n=rnd.randrange(1, 4)) for x in parts if x)
+        lines.append(f"-A FORWARD {text} -j {rnd.choice(['ACCEPT', 'DROP', 'LOG'])}")
+    text = "\n".join([*lines, "COMMIT", ""])
+    packets = [pkt(src=f"198.51.100.{rnd.randrange(1, 4)}", dst=f"192.0.2.{rnd.randrange(1, 4)}",
+                   proto=rnd.choice(["tcp", "udp", "icmp"]), direction="forward",
+                   sport=rnd.choice([None, 1, 2, 3]), dport=rnd.choice([None, 1, 2, 3]),
+                   iif=rnd.choice([None, "eth1", "eth2"]), oif=rnd.choice([None, "eth3"]),
+                   icmp_type=rnd.choice([None, 8]), state=rnd.choice(["new", "established"]))
+               for _ in range(300)]
+    indexed = read_text(text, "gen")
+    fast = [trace([indexed], p).to_json() for p in packets]
+    monkeypatch.setattr(iptables_ruleset, "INDEX_MIN_RULES", 10**9)
+    scan = read_text(text, "gen")
+    full = [trace([scan], p).to_json() for p in packets]
+    assert full == fast
+    assert sum(bool(d["not_evaluated"]) for d in fast) > 100
+
+
 def test_lint_finds_the_reset_kinds() -> None:
     fw = read_file(str(SAMPLES / "firewalld.rules"))
     found = lint([fw], listening_ports("LISTEN 0 511 0.0.0.0:22 0.0.0.0:*\n"))
