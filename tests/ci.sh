@@ -11,4 +11,4 @@ python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test]'
 python3 -m ruff check auditor tests
 python3 -m mypy
-python3 -m pytest -q "$@"
+AUDITOR_HYPOTHESIS=ci python3 -m pytest -q "$@"
