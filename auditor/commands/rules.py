@@ -10,6 +10,7 @@ from enum import StrEnum
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from auditor.commands._common import clean_errors, err_console, fail
@@ -107,6 +108,13 @@ def _print_trace(result: TraceResult, console: Console) -> None:
         p = result.policy
         console.print(f"[bold]decided by:[/] policy {p.policy} of {p.backend} {p.family} "
                       f"{p.table} {p.chain}")
+    for step in result.nat:  # the addresses the later chains saw
+        console.print(f"[bold]nat:[/] {escape(step.text)} [dim]at {step.hook}, by "
+                      f"{escape(step.rule.label)}[/]", soft_wrap=True)
+        if step.note:
+            console.print(f"  [dim]{escape(step.note)}[/]", soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[cyan]note:[/] {escape(note)}", soft_wrap=True)
     if result.path:
         console.print("[bold]path:[/]")
         for r in result.path:

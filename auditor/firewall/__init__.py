@@ -10,6 +10,7 @@ Public API::
     read_file(path, ipsets=None) -> Ruleset    iptables-save dump or nft JSON (by content)
     trace(rulesets, packet, env=None) -> TraceResult
     local_addresses() -> frozenset[str]        this host's addresses (for addrtype LOCAL)
+    interface_addresses() -> ((ifname, addr), ...)  per interface (REDIRECT, MASQUERADE)
 """
 
 from __future__ import annotations
@@ -76,23 +77,30 @@ def read_text(text: str, origin: str, ipsets: IpSets | None = None,
         raise FirewallError(f"{exc} (and not nft JSON either)") from None
 
 
-def local_addresses() -> frozenset[str]:
-    """Addresses configured on this host/namespace (``ip -j addr``); empty when unknown."""
+def interface_addresses() -> tuple[tuple[str, str], ...]:
+    """(interface, address) pairs of this host/namespace (``ip -j addr``); empty when unknown."""
     exe = shutil.which("ip")
     if exe is None:
-        return frozenset()
+        return ()
     try:
         proc = subprocess.run([exe, "-j", "addr", "show"], capture_output=True, text=True,
                               timeout=10, check=False)
         doc = json.loads(proc.stdout or "[]")
     except (OSError, subprocess.TimeoutExpired, ValueError):
-        return frozenset()
-    return frozenset(a["local"] for link in doc for a in link.get("addr_info", []) if "local" in a)
+        return ()
+    return tuple((str(link.get("ifname")), str(a["local"])) for link in doc
+                 for a in link.get("addr_info", []) if "local" in a)
+
+
+def local_addresses() -> frozenset[str]:
+    """Addresses configured on this host/namespace (``ip -j addr``); empty when unknown."""
+    return frozenset(a for _, a in interface_addresses())
 
 
 def read_live(with_nft: bool = True) -> FirewallState:
     """Every backend on this host, read-only; what could not be read is in ``problems``."""
-    state = FirewallState(local_addresses=local_addresses())
+    pairs = interface_addresses()
+    state = FirewallState(local_addresses=frozenset(a for _, a in pairs), interfaces=pairs)
     sets, why = read_live_ipsets()
     if why:
         state.problems.append(why)

@@ -7,7 +7,8 @@ that constrain none of those), in position order. A packet that lacks a field so
 indexed rule's checks need (no ``--in`` given, say) is also offered those rules, so
 that they are reported as not evaluated exactly as a full scan would.
 :meth:`IptablesRuleset.run_chain` follows ``-j``/``-g`` into user chains, RETURN, and
-the built-in chain's policy.
+the built-in chain's policy. A NAT target in the nat table ends the chain with "accept"
+and the packet rewritten (:func:`auditor.firewall.nat.translate`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from auditor.firewall.ipset import IpSets
 from auditor.firewall.iptables_eval import CompiledRule, Undecidable, compile_rule
@@ -30,6 +32,7 @@ from auditor.firewall.model import (
     RuleRef,
     TraceEnv,
 )
+from auditor.firewall.nat import NatStep, NatTo, parse_to, translate
 from auditor.models import Location, ParseIssue
 
 TERMINAL = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject"}
@@ -187,8 +190,9 @@ class IptablesRuleset:
                                     ref.reject_with, tuple(path), tuple(cond), tuple(ne),
                                     packet if packet is not start_packet else None)
             if target in NAT_TARGETS and chain.table == "nat":
+                packet, step = _nat(target, cr, packet, env, chain.hook)
                 return ChainOutcome("accept", ref, None, None, tuple(path), tuple(cond), tuple(ne),
-                                    packet if packet is not start_packet else None)
+                                    packet, step)
             if target == "RETURN":
                 if stack:
                     cands, i = stack.pop()
@@ -252,6 +256,20 @@ def _what(target: str | None) -> str | None:
     if target is None:
         return None
     return TERMINAL.get(target, f"jump {target}" if target not in NON_TERMINAL else target.lower())
+
+
+@lru_cache(maxsize=4096)
+def _nat_to(text: str | None) -> NatTo:
+    return parse_to(text)
+
+
+def _nat(target: str, cr: CompiledRule, packet: Packet, env: TraceEnv,
+         hook: str) -> tuple[Packet, NatStep]:
+    """The packet after a DNAT/SNAT/REDIRECT/MASQUERADE/NETMAP rule, and the step to show."""
+    opts = {o.name: o.arg for o in cr.rule.target_options}
+    text = (opts.get("to-destination") or opts.get("to-source") or opts.get("to-ports")
+            or opts.get("to"))
+    return translate(target.lower(), _nat_to(text), packet, env, hook, cr.rule.ref)
 
 
 def _apply(target: str, cr: CompiledRule, packet: Packet) -> Packet:

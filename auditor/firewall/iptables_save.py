@@ -239,6 +239,8 @@ def _rule_family(matches: tuple[Match, ...], target_opts: tuple[Option, ...]) ->
     for o in target_opts:
         if o.name == "reject-with":
             return 6 if o.arg.startswith("icmp6") or "adm-prohibited" in o.arg else 4
+        if o.name in ("to-destination", "to-source", "to") and o.arg[:1] != ":":
+            return 6 if o.arg.startswith("[") or o.arg.count(":") > 1 else 4
     return None
 
 

@@ -29,7 +29,12 @@ base chains their own), and runs each with :meth:`Ruleset.run_chain`.
 * Non-terminal rules that match (LOG, counter-only, MARK, ...) are appended to
   ``path``; the deciding rule is the last element of ``path`` too.
 * Chains of ``kind == "nat"`` see only the first packet of a connection: the
-  tracer skips them unless ``packet.ct_state == "new"``.
+  tracer skips them unless ``packet.ct_state == "new"``. A NAT rule that matches
+  ends its chain with "accept" and returns the rewritten packet plus a
+  :class:`~auditor.firewall.nat.NatStep`; the tracer then skips the other nat
+  chains of that hook (the kernel binds a connection once per hook) and, after a
+  destination change in prerouting, re-decides the route: a local destination goes
+  to INPUT, else FORWARD.
 
 JSON shapes (``to_json``) are the ones documented for ``auditor rules trace``.
 """
@@ -39,9 +44,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from auditor.models import Location, ParseIssue
+
+if TYPE_CHECKING:
+    from auditor.firewall.nat import NatStep
 
 Verdict = Literal["accept", "drop", "reject"]
 Direction = Literal["input", "forward", "output"]
@@ -308,7 +316,8 @@ class ChainOutcome:
     path: tuple[RuleRef, ...] = ()  # every rule that matched, in order (deciding rule last)
     conditional: tuple[Conditional, ...] = ()
     not_evaluated: tuple[NotEvaluated, ...] = ()
-    packet: Packet | None = None  # the packet after the chain when it changed it (MARK)
+    packet: Packet | None = None  # the packet after the chain when it changed it (MARK, NAT)
+    nat: NatStep | None = None  # the translation a NAT rule of this chain applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +326,13 @@ class TraceEnv:
 
     # Addresses of the host (or namespace): -m addrtype --dst-type LOCAL, fib ... type local.
     local_addresses: frozenset[str] = frozenset()
+    # (interface, address) pairs in the order `ip addr` lists them: REDIRECT, MASQUERADE.
+    interfaces: tuple[tuple[str, str], ...] = ()
+
+    def addresses_of(self, ifname: str | None, family: int) -> list[str]:
+        """The addresses of interface ``ifname`` of IP ``family``, primary first."""
+        return [a for i, a in self.interfaces
+                if i == ifname and (":" in a) == (family == 6)]
 
     def is_local(self, addr: str, packet: Packet | None = None, which: str = "dst") -> bool:
         """True when ``addr`` is local. Without a known address list, an input packet's dst
@@ -371,7 +387,9 @@ class TraceResult:
     path: tuple[RuleRef, ...] = ()
     conditional: tuple[Conditional, ...] = ()
     not_evaluated: tuple[NotEvaluated, ...] = ()
-    packet: Packet | None = None
+    packet: Packet | None = None  # the packet as it left the last hook (NAT applied)
+    nat: tuple[NatStep, ...] = ()  # translations, in the order they happened
+    notes: tuple[str, ...] = ()  # what the trace assumed (route after DNAT, no NAT mapping)
 
     @property
     def certain(self) -> bool:
@@ -387,6 +405,8 @@ class TraceResult:
             "path": [r.to_json() for r in self.path],
             "conditional": [c.to_json() for c in self.conditional],
             "not_evaluated": [n.to_json() for n in self.not_evaluated],
+            "nat": [n.to_json() for n in self.nat],
+            "notes": list(self.notes),
         }
 
 
@@ -399,7 +419,8 @@ class FirewallState:
     warnings: list[str] = field(default_factory=list)  # "legacy and nft tables both hold rules"
     backends: list[str] = field(default_factory=list)  # backends that hold rules
     local_addresses: frozenset[str] = frozenset()
+    interfaces: tuple[tuple[str, str], ...] = ()
 
     @property
     def env(self) -> TraceEnv:
-        return TraceEnv(self.local_addresses)
+        return TraceEnv(self.local_addresses, self.interfaces)

@@ -10,7 +10,8 @@ the rules that could match it.
 
 Semantics follow the kernel: a rule matches when all its matches do; ``accept`` ends
 the base chain, ``drop``/``reject`` the packet; ``jump`` returns, ``goto`` does not;
-falling off a base chain applies its policy; NAT statements accept. Matches on state a
+falling off a base chain applies its policy; a NAT statement accepts and rewrites the
+packet (:mod:`auditor.firewall.nft_nat`, :func:`auditor.firewall.nat.translate`). Matches on state a
 static ruleset cannot know (``limit``, ``ct count``, ``quota``, meters and dynamic
 sets, ``numgen``/hashes) make the rule *conditional*; expressions auditor cannot
 evaluate make it *not evaluated*. Both are reported and treated as a miss.
@@ -19,6 +20,7 @@ evaluate make it *not evaluated*. Both are reported and treated as a miss.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from auditor.firewall import nft_render
@@ -32,8 +34,10 @@ from auditor.firewall.model import (
     RuleRef,
     TraceEnv,
 )
+from auditor.firewall.nat import translate
 from auditor.firewall.nft_index import MAX_KEYS, IndexedChain, Key, best_key, key_field, safe_left
 from auditor.firewall.nft_json import BACKEND, NftChain, NftRule, NftRuleset
+from auditor.firewall.nft_nat import SKIP, compile_nat
 from auditor.firewall.nft_values import (
     MISSING,
     PV,
@@ -45,7 +49,7 @@ from auditor.firewall.nft_values import (
     norm,
 )
 
-MATCH, COND, MARK, VERDICT, VMAP, UNKNOWN = range(6)
+MATCH, COND, MARK, VERDICT, VMAP, UNKNOWN, NAT = range(7)
 MAX_DEPTH = 16  # the kernel's jump stack
 Step = tuple[Any, ...]
 Verdict = tuple[str, Any]
@@ -138,7 +142,7 @@ class Compiled:
                 step = (UNKNOWN, str(exc))
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 step = (UNKNOWN, f"cannot evaluate {nft_render.stmt_text(s, ch.family)!r}: {exc}")
-            if step[0] in (VERDICT, VMAP) and final is None:
+            if step[0] in (VERDICT, VMAP, NAT) and final is None:
                 final = s
             if reach and step[0] == MATCH:
                 if step[2] is not None:
@@ -163,17 +167,8 @@ class Compiled:
         if key == "reject":
             return (VERDICT, ("reject", rule.ref.reject_with))
         if key in ("dnat", "snat", "masquerade", "redirect"):
-            addr = arg.get("addr") if isinstance(arg, Mapping) else None
-            if isinstance(addr, Mapping) and "map" in addr:  # no element: the rule breaks
-                ftype, get = getter(addr["map"]["key"])
-                data = addr["map"]["data"]
-                vm = self._named(ch, data, ftype) if isinstance(data, str) else \
-                    build_map(data["set"], ftype, is_map=True)
-                if isinstance(vm, str):
-                    return (COND, f"{nft_render.expr(addr['map']['key'])} in the {vm}")
-                hit = _set_test(get, vm, True)
-                return (VMAP, lambda pv: ("accept", key) if hit(pv) else None)
-            return (VERDICT, ("accept", key))
+            kind, what = compile_nat(key, arg, lambda ref, ft: self._named(ch, ref, ft))
+            return (NAT, what) if kind == "nat" else (COND, what)
         if key in ("counter", "log", "notrack", "flow", "dup"):
             return (None,)
         text = nft_render.stmt_text(s, ch.family)
@@ -242,6 +237,11 @@ class Compiled:
             kind = v[0]
             if kind in ("accept", "drop", "reject"):
                 return self._outcome(kind, rule.ref, None, v[1], path, conds, nevals, pv)
+            if kind == "nat":
+                before = self._outcome("accept", rule.ref, None, None, path, conds, nevals, pv)
+                packet, step = translate(v[1][0], v[1][1], before.packet or pv.packet, env,
+                                         hc.hook, rule.ref)
+                return replace(before, packet=packet, nat=step)
             if kind == "return":
                 if not stack:
                     break
@@ -290,6 +290,13 @@ class Compiled:
                     return None
                 elif code == MARK:
                     step[1](pv)
+                elif code == NAT:
+                    to = step[1][1](pv)
+                    if to is None:  # no element in the map: the rule breaks off
+                        return None
+                    if to is not SKIP:
+                        path.append(rule.ref)
+                        return ("nat", (step[1][0], to))
                 elif code == VMAP:
                     v = step[1](pv)
                     if v is None:

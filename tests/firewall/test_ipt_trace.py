@@ -34,7 +34,8 @@ def test_ufw_reset_rule_named() -> None:
     assert r.path[-1] == r.rule and r.path[0].chain == "INPUT"
     doc = r.to_json()
     assert set(doc) == {"verdict", "reject_with", "rule", "policy", "path", "conditional",
-                        "not_evaluated"}
+                        "not_evaluated", "nat", "notes"}
+    assert doc["nat"] == [] and doc["notes"] == []
     assert doc["rule"]["position"] == 5 and doc["rule"]["text"].endswith("tcp-reset")
 
 
