@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
-from auditor.models import Event, Location
+from auditor.models import Event, Location, slot_maker
 from auditor.parsers import netfilter
 from auditor.parsers.base import LineError, LineParser, ParseContext
-from auditor.parsers.syslog_frame import Frame, Framer, sniff_framing
+from auditor.parsers.syslog_frame import Frame, Framer, sniff_framing, strip_uptime
 from auditor.parsers.ulogd_json import ulogd_json_event
 
 KERNEL_ACTIONS = (
@@ -71,6 +72,40 @@ _KIND: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str | None]] = {
     "oom-kill": ("kernel.oom", ("process",), ("end",), None),
 }
 _LOG_TAGS = (None, "kernel", "ulogd", "ulogd2")
+# The commonest relevant line, an IPv4 TCP/UDP packet log from the kernel in RFC 3164
+# framing, in one match: the framing of Framer._rfc3164_tagged with the tag fixed to
+# "kernel" and the optional uptime of strip_uptime (neither may give back what it
+# took: possessive), then the prefix and netfilter.FAST_V4. ASCII only (it is much
+# faster): host and interface names are printable ASCII, so that what matches is
+# what the general path's \S runs would take; an uptime with other digits is left
+# to the general path by _fast_packet.
+_FAST_PACKET = re.compile(
+    r"([A-Z][a-z]{2} [ \d]?\d) (\d\d:\d\d:\d\d) +([!-~]*[!-9;-~]) kernel: ?+"
+    r"(?:\[ *(\d+\.\d+)\] ?)?+((.*?)IN=([!-~]*) OUT=([!-~]*)" + netfilter.FAST_V4 + r")\Z",
+    re.S | re.ASCII,
+)
+
+# A "kernel:" line of the same shape (see _FAST_PACKET), for Framer._rfc3164_tagged's Frame.
+_KERNEL_LINE = re.compile(
+    r"([A-Z][a-z]{2} [ \d]?\d) (\d\d:\d\d:\d\d) +([!-~]*[!-9;-~]) "
+    r"(kernel: ?+(?:\[ *(\d+\.\d+)\] ?)?+(.*))",
+    re.S | re.ASCII,
+)
+_kernel_frame = slot_maker(Frame, "timestamp", "message", "rest", "host", "program", "fmt", "extra")
+# Makes the events of _fast_packet (positional arguments: a line's worth of time).
+_packet_event = slot_maker(
+    Event, "timestamp", "location", "dataset", "action", "category", "type", "outcome",
+    "source_ip", "source_port", "source_mac", "destination_ip", "destination_port", "transport",
+    "network_type", "ingress_interface", "egress_interface", "rule_name", "process_name",
+    "host_name", "message", "original", "extra",
+)
+
+# Makes the events of kernel_event.
+_kernel_event = slot_maker(
+    Event, "timestamp", "location", "dataset", "action", "category", "type", "outcome",
+    "log_level", "destination_ip", "destination_port", "transport", "process_pid",
+    "process_name", "host_name", "message", "original", "time_relative", "extra",
+)
 
 
 class KernelParser(LineParser):
@@ -102,6 +137,13 @@ class KernelParser(LineParser):
         super().__init__(ctx, path)
         self.framer = Framer(ctx)
         self._words = tuple(n.decode() for n in self.needles)
+        self.fast = True  # False: general paths only (tests compare both)
+        # Every line _FAST_PACKET matches holds "IN=" and "SRC=": is that a needle here?
+        self._packet_has_needle = "SRC=" in self._words or "IN=" in self._words
+        # The latest "10:00:01" of the framer's remembered day, and its instant.
+        self._time_text = ""
+        self._time_day = (0, 0, 0)
+        self._time_ts = datetime.min
 
     @classmethod
     def sniff(cls, head: Sequence[str]) -> float:
@@ -116,20 +158,103 @@ class KernelParser(LineParser):
         return 0.8 if kernel else 0.45
 
     def parse(self, line: str, location: Location) -> Event | None:
+        frame: Frame | None = None
+        if self.fast:
+            if "IN=" in line:
+                event = self._fast_packet(line, location)
+                if event is not None:
+                    return event
+            else:
+                frame = self._kernel_frame(line)
         # Framing first, so that --every-line validates every line (and the year
         # inference sees every stamp); then lines without a needle are irrelevant.
-        frame = self.framer.frame(line)
-        if frame is None or not any(word in line for word in self._words):
+        if frame is None:
+            frame = self.framer.frame(line)
+            if frame is None:
+                return None
+        for word in self._words:
+            if word in line:
+                break
+        else:
             return None
         if frame.data is not None:
             return ulogd_json_event(frame.data, self.ctx, location, line)
         return self.frame_event(frame, line, location)
 
+    def _time(self, day_text: str, time_text: str) -> datetime | None:
+        """The instant of "Nov 24" "10:00:01" when the day is the framer's remembered one."""
+        framer = self.framer
+        day = framer._day
+        if day_text != framer._day_text:
+            return None
+        if time_text == self._time_text and day is self._time_day:
+            return self._time_ts  # lines of one second share their instant
+        year, month, d = day
+        try:
+            ts = datetime(year, month, d, int(time_text[:2]), int(time_text[3:5]),
+                          int(time_text[6:]), tzinfo=framer.tz)
+        except ValueError:
+            return None
+        self._time_text, self._time_day, self._time_ts = time_text, day, ts
+        return ts
+
+    def _kernel_frame(self, line: str) -> Frame | None:
+        """The Frame the framer gives a "kernel:" line of the remembered day; None: ask it."""
+        m = _KERNEL_LINE.match(line.rstrip("\r\n"))
+        if m is None:
+            return None
+        day_text, time_text, host, rest, uptime, message = m.groups()
+        if uptime is None and message.startswith("[") and strip_uptime(message)[1] is not None:
+            return None  # an uptime in digits other than ASCII ones
+        ts = self._time(day_text, time_text)
+        if ts is None:
+            return None
+        extra = {"uptime": float(uptime)} if uptime is not None else {}
+        return _kernel_frame(ts, message, rest, host, "kernel", "rfc3164", extra)
+
+    def _fast_packet(self, line: str, location: Location) -> Event | None:
+        """What the general path gives a common packet line, in one match; None: not handled.
+
+        Handled only when the day is the framer's remembered one (so the year is
+        known without asking the inference again) and the line holds a needle.
+        """
+        m = _FAST_PACKET.match(line.rstrip("\r\n"))
+        if m is None:
+            return None
+        g = m.groups()
+        day_text, time_text, host, uptime, message, prefix, ingress, egress = g[:8]
+        if "IN=" in prefix:
+            return None
+        if uptime is None and message.startswith("[") and strip_uptime(message)[1] is not None:
+            return None  # an uptime in digits other than ASCII ones
+        if not self._packet_has_needle and not any(word in line for word in self._words):
+            return None
+        ts = self._time(day_text, time_text)
+        if ts is None:
+            return None
+        fields = netfilter.fast_v4_fields(g[8:])
+        if fields is None:
+            return None
+        packet_extra, source_mac, sport, dport, transport = fields
+        action, cls_extra = netfilter.classify_cached(prefix)
+        types, outcome = netfilter.ACTION_TYPES[action]
+        if uptime:
+            extra = {"uptime": float(uptime), **self.packet_extra, **packet_extra, **cls_extra}
+        else:
+            extra = {**self.packet_extra, **packet_extra, **cls_extra}
+        # The event netfilter.packet_event makes of this packet and frame.
+        return _packet_event(
+            ts, location, self.packet_dataset, action, ("network",), types, outcome,
+            g[9], sport, source_mac, g[10], dport, transport,
+            "ipv4", ingress or None, egress or None, prefix.strip() or None, "kernel",
+            host, message, line, extra,
+        )
+
     def frame_event(self, frame: Frame, line: str, location: Location) -> Event | None:
         """The event of one framed line, or None when it is irrelevant."""
         if "IN=" in frame.rest:
             text = frame.message if frame.program in _LOG_TAGS else frame.rest
-            packet = netfilter.parse_log_line(text)
+            packet = netfilter.parse_log_line(text, self.fast)
             if packet is not None:
                 return netfilter.packet_event(
                     packet,
@@ -221,25 +346,10 @@ class KernelParser(LineParser):
         if action is None:
             return None
         dataset, category, types, outcome = _KIND[action]
-        return Event(
-            timestamp=frame.timestamp,
-            location=location,
-            dataset=dataset,
-            action=action,
-            category=category,
-            type=types,
-            outcome=outcome,
-            log_level=frame.level,
-            destination_ip=dest_ip,
-            destination_port=port,
-            transport="tcp" if action == "syn-flood" else None,
-            process_pid=pid,
-            process_name=pname,
-            host_name=frame.host or self.ctx.host_name,
-            message=msg,
-            original=line,
-            time_relative=frame.relative,
-            extra=extra,
+        return _kernel_event(
+            frame.timestamp, location, dataset, action, category, types, outcome, frame.level,
+            dest_ip, port, "tcp" if action == "syn-flood" else None, pid, pname,
+            frame.host or self.ctx.host_name, msg, line, frame.relative, extra,
         )
 
 

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from auditor.models import Event, Location
+from auditor.models import Event, Location, slot_init
 from auditor.parsers.base import LineError
 
 ACTIONS = (
@@ -73,6 +73,7 @@ _L4 = {"SEQ": "seq", "ACK": "ack_seq", "WINDOW": "window", "RES": "res", "URGP":
 _COMMON = {"UID": "uid", "GID": "gid", "MARK": "mark"}
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Packet:
     """One logged packet, normalised from any of the log formats."""
@@ -104,13 +105,13 @@ def check_ip(value: str, key: str) -> str:
 
 
 def _port(value: str, key: str) -> int:
-    if not value.isdigit() or len(value) > 5 or int(value) > 65535:
+    if not value.isdecimal() or len(value) > 5 or int(value) > 65535:
         raise LineError(f"bad {key} port {value[:20]!r}")
     return int(value)
 
 
 def _num(value: str) -> int | str:
-    return int(value) if value.isdigit() and len(value) < 20 else value
+    return int(value) if value.isdecimal() and len(value) < 20 else value
 
 
 def _mac(raw: str) -> tuple[str | None, str | None]:
@@ -184,7 +185,7 @@ def _fields(tokens: list[str], extra: dict[str, Any]) -> dict[str, str]:
             name = key.lower()
             if name in extra:
                 continue
-        extra[name] = int(value) if value.isdigit() and len(value) < 20 else value
+        extra[name] = int(value) if value.isdecimal() and len(value) < 20 else value
     if tcp_flags:
         extra["tcp_flags"] = tuple(tcp_flags)
     if ip_flags:
@@ -195,15 +196,19 @@ def _fields(tokens: list[str], extra: dict[str, Any]) -> dict[str, str]:
 # The common shape that nf_log_syslog writes for IPv4 TCP and UDP, after ``IN= OUT=``:
 # read with one match instead of the token walk. Anything else (IPv6, ICMP, bridge
 # keys, options, odd spacing) takes the general path; both give the same Packet.
-_FAST_V4 = re.compile(
-    r" (?:MAC=([0-9A-Fa-f:]*) )?SRC=([\d.]{7,15}) DST=([\d.]{7,15}) LEN=(\d{1,5})"
-    r" TOS=(0x[0-9A-Fa-f]{2}) PREC=(0x[0-9A-Fa-f]{2}) TTL=(\d{1,3}) ID=(\d{1,5})"
+# (ASCII digits only: the kernel writes no others.)
+# Addresses are matched as check_ip's canonical IPv4 form, so they need no check after.
+_V4 = rf"({_OCTET}(?:\.{_OCTET}){{3}})"
+FAST_V4 = (
+    rf" (?:MAC=([0-9A-Fa-f:]*) )?SRC={_V4} DST={_V4}"
+    r" LEN=(\d{1,19})"
+    r" TOS=(0x[0-9A-Fa-f]{2}) PREC=(0x[0-9A-Fa-f]{2}) TTL=(\d{1,19}) ID=(\d{1,19})"
     r"((?: (?:CE|DF|MF))*) PROTO=(TCP|UDP)"
-    r" SPT=(\d{1,5}) DPT=(\d{1,5})(?:(?: SEQ=(\d{1,10}) ACK=(\d{1,10}))? WINDOW=(\d{1,5})"
-    r" RES=(0x[0-9A-Fa-f]{2})((?: (?:CWR|ECE|URG|ACK|PSH|RST|SYN|FIN))*) URGP=(\d{1,5})"
-    r"| LEN=(\d{1,5}))(?: UID=(\d{1,10}) GID=(\d{1,10}))?(?: MARK=(0x[0-9A-Fa-f]{1,8}))? ?",
-    re.ASCII,
+    r" SPT=(\d{1,5}) DPT=(\d{1,5})(?:(?: SEQ=(\d{1,19}) ACK=(\d{1,19}))? WINDOW=(\d{1,19})"
+    r" RES=(0x[0-9A-Fa-f]{2})((?: (?:CWR|ECE|URG|ACK|PSH|RST|SYN|FIN))*) URGP=(\d{1,19})"
+    r"| LEN=(\d{1,19}))(?: UID=(\d{1,19}) GID=(\d{1,19}))?(?: MARK=(0x[0-9A-Fa-f]{1,8}))? ?"
 )
+_FAST_V4 = re.compile(FAST_V4, re.ASCII)
 
 
 def _fast_v4(prefix: str, start: re.Match[str], rest: str) -> Packet | None:
@@ -211,8 +216,33 @@ def _fast_v4(prefix: str, start: re.Match[str], rest: str) -> Packet | None:
     f = _FAST_V4.fullmatch(rest)
     if f is None:
         return None
-    (mac, src, dst, ip_len, tos, prec, ttl, ip_id, ip_flags, proto, spt, dpt,
-     seq, ack, window, res, tcp_flags, urgp, l4_len, uid, gid, mark) = f.groups()
+    return fast_v4_packet(prefix, start.group(1), start.group(2), f.groups())
+
+
+def fast_v4_packet(
+    prefix: str, ingress: str, egress: str, groups: Sequence[Any]
+) -> Packet | None:
+    """The Packet from the groups of :data:`FAST_V4`; None sends the text to the token walk."""
+    fields = fast_v4_fields(groups)
+    if fields is None:
+        return None
+    extra, source_mac, sport, dport, transport = fields
+    return Packet(prefix, ingress or None, egress or None, groups[1], groups[2], sport, dport,
+                  transport, source_mac, extra)
+
+
+def fast_v4_fields(
+    groups: Sequence[Any],
+) -> tuple[dict[str, Any], str | None, int, int, str] | None:
+    """(extra, source MAC, source port, destination port, transport) from :data:`FAST_V4`.
+
+    The addresses are ``groups[1]`` and ``groups[2]``; None: a port out of range.
+    """
+    (mac, _src, _dst, ip_len, tos, prec, ttl, ip_id, ip_flags, proto, spt, dpt,
+     seq, ack, window, res, tcp_flags, urgp, l4_len, uid, gid, mark) = groups
+    sport, dport = int(spt), int(dpt)
+    if sport > 65535 or dport > 65535:
+        return None  # the general path says which one is bad
     extra: dict[str, Any] = {
         "len": int(ip_len), "tos": tos, "prec": prec, "ttl": int(ttl), "ip_id": int(ip_id),
     }
@@ -231,27 +261,24 @@ def _fast_v4(prefix: str, start: re.Match[str], rest: str) -> Packet | None:
     if mark is not None:
         extra["mark"] = mark
     if tcp_flags:
-        extra["tcp_flags"] = tuple(tcp_flags.split())
+        extra["tcp_flags"] = _flags(tcp_flags)
     if ip_flags:
-        extra["ip_flags"] = tuple(ip_flags.split())
+        extra["ip_flags"] = _flags(ip_flags)
     source_mac = None
     if mac:
         extra["mac"] = mac
-        source_mac, dest_mac = _mac(mac)
+        source_mac, dest_mac = _cached_mac(mac)
         if dest_mac:
             extra["mac_dst"] = dest_mac
-    return Packet(
-        prefix=prefix,
-        ingress=start.group(1) or None,
-        egress=start.group(2) or None,
-        source_ip=check_ip(src, "SRC"),
-        destination_ip=check_ip(dst, "DST"),
-        source_port=_port(spt, "SPT"),
-        destination_port=_port(dpt, "DPT"),
-        transport="tcp" if proto == "TCP" else "udp",
-        source_mac=source_mac,
-        extra=extra,
-    )
+    return extra, source_mac, sport, dport, "tcp" if proto == "TCP" else "udp"
+
+
+@lru_cache(maxsize=256)
+def _flags(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_cached_mac = lru_cache(maxsize=1024)(_mac)
 
 
 def parse_log_line(text: str, fast: bool = True) -> Packet | None:
@@ -328,12 +355,12 @@ def classify(prefix: str) -> tuple[str, dict[str, Any]]:
 
 
 @lru_cache(maxsize=1024)
-def _classified(prefix: str) -> tuple[str, Mapping[str, Any]]:
+def classify_cached(prefix: str) -> tuple[str, Mapping[str, Any]]:
     """:func:`classify`, remembered: a log has few distinct prefixes. Read-only result."""
     return classify(prefix)
 
 
-_TYPES = {
+ACTION_TYPES: dict[str, tuple[tuple[str, ...], str | None]] = {  # (event.type, outcome)
     "firewall-reject": (("connection", "denied"), "failure"),
     "firewall-drop": (("connection", "denied"), "failure"),
     "firewall-rate-limit": (("connection", "denied"), "failure"),
@@ -359,8 +386,8 @@ def packet_event(
     process: tuple[str | None, int | None] = (None, None),
 ) -> Event:
     """The Event for one logged packet, classified by its prefix."""
-    action, cls_extra = _classified(packet.prefix)
-    types, outcome = _TYPES[action]
+    action, cls_extra = classify_cached(packet.prefix)
+    types, outcome = ACTION_TYPES[action]
     network_type = None
     if packet.source_ip is not None:
         network_type = "ipv6" if ":" in packet.source_ip else "ipv4"

@@ -18,10 +18,9 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from auditor.models import Event, Location
-from auditor.nginx.config import NginxConfig, load
 from auditor.nginx.logformat import (
     STATUS_ACTIONS,
     CompiledFormat,
@@ -35,6 +34,9 @@ from auditor.parsers.nginx_error import host_port, split_request
 from auditor.sources.files import SourceError
 from auditor.timeutil import MONTHS
 
+if TYPE_CHECKING:
+    from auditor.nginx.config import NginxConfig
+
 _COMBINED = compile_format(COMBINED)
 _GENERIC_JSON = CompiledFormat(
     "(json)", "json", (), _COMBINED.regex, generic_json_keys(), ()
@@ -46,6 +48,10 @@ _LISTS = ("upstream_addr", "upstream_status", "upstream_response_time", "upstrea
 
 @lru_cache(maxsize=8)
 def _config(path: str, mtime_ns: int, size: int) -> NginxConfig:
+    # Imported here: the config grammar (pyparsing) costs a tenth of a second to
+    # load, and most scans never read a config.
+    from auditor.nginx.config import load
+
     return load(path)
 
 

@@ -11,24 +11,27 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-from auditor.models import Event, Location
-from auditor.parsers.base import LineError, LineParser
+from auditor.models import Event, Location, slot_maker
+from auditor.parsers.base import LineError, LineParser, ParseContext
 
-_HEAD = re.compile(
-    r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?(.*)\Z", re.S
-)
-_TAIL = re.compile(
+_HEAD_TEXT = r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?"
+_HEAD = re.compile(_HEAD_TEXT + r"(.*)\Z", re.S)
+_TAIL_TEXT = (
     r", client: (?P<client>[^,]*)(?:, server: (?P<server>[^,]*))?"
     r'(?:, request: "(?P<request>.*?)")?(?:, subrequest: "(?P<subrequest>.*?)")?'
     r'(?:, upstream: "(?P<upstream>.*?)")?(?:, host: "(?P<host>.*?)")?'
-    r'(?:, referrer: "(?P<referrer>.*?)")?\s*\Z',
-    re.S,
+    r'(?:, referrer: "(?P<referrer>.*?)")?\s*\Z'
 )
+_TAIL = re.compile(_TAIL_TEXT, re.S)
+# Head and tail in one match, when the tail starts at the first ", client: " (where
+# _split_tail's search ends first); otherwise no match, and _split_tail searches on.
+_HEAD_TAIL = re.compile(_HEAD_TEXT + r"((?:[^,]++|,(?! client: ))*+)" + _TAIL_TEXT, re.S)
 _ERRNO = re.compile(r"\((\d+): ([^)]*)\)")
 _SIGNAL = re.compile(r"signal (\d+) \((SIG\w+)\) received(?: from (\d+))?(?:, (.*))?\Z")
 _WORKER = re.compile(r"worker process (\d+) exited (?:on signal (\d+)|with code (\d+))")
@@ -36,6 +39,11 @@ _EVENT_METHOD = re.compile(r'using the "\w+" event method')
 _ZONE = re.compile(r'by zone "([^"]*)"')
 _EXCESS = re.compile(r"excess: ([\d.]+)")
 _REQUEST = re.compile(r"(\S+) (\S+)(?: (HTTP/[\d.]+))?\Z")
+# scheme://netloc[/path...] where urlsplit's netloc is plainly the part after "//":
+# a plain scheme, an ASCII host:port without brackets or "@", no tab or newline.
+_SIMPLE_URL = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9.:_-]*)(?:[/?#][^\t\r\n]*)?\Z", re.S
+)
 _QUIET_SIGNALS = frozenset({"SIGCHLD", "SIGALRM", "SIGIO"})
 _RESET = frozenset({"104", "32"})  # ECONNRESET, EPIPE
 
@@ -56,8 +64,21 @@ def split_request(request: str) -> tuple[str | None, str | None, str | None]:
 
 def host_port(url: str) -> tuple[str | None, int | None]:
     """IP and port from an upstream URL such as ``http://127.0.0.1:8080/api``."""
+    simple = _SIMPLE_URL.match(url)
+    if simple is not None:  # the netloc urlsplit would find, without its cost
+        return _netloc_host_port(simple.group(1))
     try:
-        parts = urlsplit(url if "://" in url else "//" + url)
+        netloc = urlsplit(url if "://" in url else "//" + url).netloc
+    except ValueError:
+        return None, None
+    return _netloc_host_port(netloc)
+
+
+@lru_cache(maxsize=1024)
+def _netloc_host_port(netloc: str) -> tuple[str | None, int | None]:
+    """The host (when an IP) and port of a URL's netloc; few distinct ones per log."""
+    parts = SplitResult("", netloc, "", "", "")
+    try:
         host, port = parts.hostname, parts.port
     except ValueError:
         return None, None
@@ -180,18 +201,32 @@ class NginxErrorParser(LineParser):
         hits = sum(1 for line in lines if _HEAD.match(line))
         return 0.95 * hits / len(lines)
 
+    def __init__(self, ctx: ParseContext, path: str = "-") -> None:
+        super().__init__(ctx, path)
+        self.fast = True  # False: general path only (tests compare both)
+        self._stamp_text = ""  # the latest "2026/11/24 10:00:01" and its instant
+        self._stamp = datetime.min
+
     def parse(self, line: str, location: Location) -> Event | None:
-        m = _HEAD.match(line)
-        if m is None:
-            raise LineError("not an nginx error log line")
-        y, mo, d, hh, mi, ss = m.groups()[:6]
-        body = m.group(11)
-        try:
-            stamp = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss),
-                             tzinfo=self.ctx.timezone)
-        except ValueError as exc:
-            raise LineError(f"bad time: {exc}") from None
-        msg, fields = _split_tail(body)
+        m = _HEAD_TAIL.match(line) if self.fast else None
+        fields: Mapping[str, str | None]
+        if m is not None:  # the tail's fields, None for those absent
+            msg, fields = m.group(11), m.groupdict()
+        else:
+            m = _HEAD.match(line)
+            if m is None:
+                raise LineError("not an nginx error log line")
+            msg, fields = _split_tail(m.group(11))
+        if self.fast and line[:19] == self._stamp_text:  # one second, one instant
+            stamp = self._stamp
+        else:
+            y, mo, d, hh, mi, ss = m.group(1, 2, 3, 4, 5, 6)
+            try:
+                stamp = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss),
+                                 tzinfo=self.ctx.timezone)
+            except ValueError as exc:
+                raise LineError(f"bad time: {exc}") from None
+            self._stamp_text, self._stamp = line[:19], stamp
         errno_m = _ERRNO.search(msg)
         errno = errno_m.group(1) if errno_m else None
         if fields or errno:
@@ -212,55 +247,51 @@ class NginxErrorParser(LineParser):
         action: str,
         extra: dict[str, Any],
         msg: str,
-        fields: dict[str, str],
+        fields: Mapping[str, str | None],
         errno_m: re.Match[str] | None,
         head: re.Match[str],
     ) -> Event:
-        level, pid, tid, conn = head.group(7), head.group(8), head.group(9), head.group(10)
+        level, pid, tid, conn = head.group(7, 8, 9, 10)
         if conn:
             extra["connection"] = int(conn)
         if " while " in msg:
             extra["context"] = msg.rsplit(" while ", 1)[1]
         method = url = None
+        get = fields.get  # a missing field and a None one are the same here
         for key in ("server", "subrequest", "host", "referrer"):
-            if fields.get(key):
-                extra[key] = fields[key]
-        if fields.get("request"):
-            method, url, version = split_request(fields["request"])
+            value = get(key)
+            if value:
+                extra[key] = value
+        request = get("request")
+        if request:
+            method, url, version = split_request(request)
             if version:
                 extra["http_version"] = version
             if method is None:
-                extra["request"] = fields["request"]
+                extra["request"] = request
         dest_ip = dest_port = None
-        if fields.get("upstream"):
-            extra["upstream"] = fields["upstream"]
-            dest_ip, dest_port = host_port(fields["upstream"])
-        client = fields.get("client") or None
-        return Event(
-            timestamp=stamp,
-            location=location,
-            dataset="nginx.error",
-            action=action,
-            category=("web", "network"),
-            type=_LIFECYCLE_TYPE.get(action, ("error", "connection")),
-            outcome=None if action in _LIFECYCLE_TYPE else "failure",
-            log_level=level,
-            source_ip=client,
-            destination_ip=dest_ip,
-            destination_port=dest_port,
-            transport="tcp",
-            http_method=method,
-            url=url,
-            error_code=errno_m.group(1) if errno_m else None,
-            error_message=errno_m.group(2) if errno_m else None,
-            process_pid=int(pid),
-            process_name="nginx",
-            thread_id=int(tid),
-            host_name=self.ctx.host_name,
-            message=msg,
-            original=line,
-            extra=extra,
+        upstream = get("upstream")
+        if upstream:
+            extra["upstream"] = upstream
+            dest_ip, dest_port = host_port(upstream)
+        client = get("client") or None
+        return _error_event(
+            stamp, location, "nginx.error", action, ("web", "network"),
+            _LIFECYCLE_TYPE.get(action, ("error", "connection")),
+            None if action in _LIFECYCLE_TYPE else "failure", level, client, dest_ip, dest_port,
+            "tcp", method, url, errno_m.group(1) if errno_m else None,
+            errno_m.group(2) if errno_m else None, int(pid), "nginx", int(tid),
+            self.ctx.host_name, msg, line, extra,
         )
+
+
+# Makes the events of NginxErrorParser._event.
+_error_event = slot_maker(
+    Event, "timestamp", "location", "dataset", "action", "category", "type", "outcome",
+    "log_level", "source_ip", "destination_ip", "destination_port", "transport", "http_method",
+    "url", "error_code", "error_message", "process_pid", "process_name", "thread_id",
+    "host_name", "message", "original", "extra",
+)
 
 
 def _split_tail(body: str) -> tuple[str, dict[str, str]]:

@@ -4,8 +4,9 @@ Two interchangeable paths find the candidate lines (those holding one of the
 parser's needles):
 
 * ripgrep, when it is installed and the file is plain: ``rg -F`` with every
-  needle runs at memory speed and reports each line's number and byte offset,
-  while ``wc -l`` counts the lines on the other core;
+  needle runs at memory speed and reports each line's number and byte offset;
+  the lines after the last candidate are counted afterwards (``wc -l`` when
+  many), which gives the file's line count;
 * pure Python otherwise (compressed input, ``AUDITOR_NO_RG=1``, no rg): 8 MiB
   blocks searched with ``bytes.find`` per needle.
 
@@ -146,8 +147,25 @@ def _is_plain(path: str) -> bool:
         return False
 
 
-def _count_lines(path: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["wc", "-l", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+def _newlines_from(path: str, start: int) -> int:
+    """How many newlines the file holds from byte ``start`` on.
+
+    A short tail is counted here; a long one by ``wc -l`` (memchr speed), so
+    that ripgrep's line numbers and this count give the file's line count
+    without a second full pass when candidates reach near the end.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        if os.path.getsize(path) - start > COUNT_HERE:
+            try:
+                out = subprocess.run(["wc", "-l"], stdin=fh, capture_output=True, check=True)
+                return int(out.stdout.split()[0])
+            except (OSError, subprocess.CalledProcessError, ValueError, IndexError):
+                fh.seek(start)  # no usable wc: count here
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(BLOCK), b""))
+
+
+COUNT_HERE = 4 << 20  # tails up to this size are counted in Python
 
 
 def _scan_rg(
@@ -159,7 +177,6 @@ def _scan_rg(
     progress: Callable[[int], None] | None,
 ) -> Iterator[Event]:
     size = os.path.getsize(path)
-    counter = _count_lines(path)
     cmd = [
         rg,
         "--no-config",
@@ -178,28 +195,41 @@ def _scan_rg(
     cmd.append(path)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
+    parse, source = parser.parse, parser.path
+    num = off = b"0"  # the last candidate's line number and offset (lines before it: num - 1)
     try:
         for out in proc.stdout:
-            num, _, rest = out.partition(b":")
-            off, _, raw = rest.partition(b":")
+            num, off, raw = out.split(b":", 2)  # rg -n -b: "line:offset:text\n"
             raw = raw.rstrip(b"\n")
-            event = _offer(raw, int(num), int(off), parser, stats)
+            if not raw or raw.endswith(b"\r") or len(raw) > MAX_LINE or raw.isspace():
+                event = _offer(raw, int(num), int(off), parser, stats)
+            else:  # _offer's common case, inline: this loop runs once per candidate line
+                stats.candidates += 1
+                loc = Location(source, int(num), int(off))
+                text = raw.decode("utf-8", "replace")
+                try:
+                    event = parse(text, loc)
+                except Exception as exc:  # reported as _offer does
+                    _failed(exc, loc, text, parser, stats)
+                    continue
+                if event is not None:
+                    stats.events += 1
             if event is not None:
                 yield event
     finally:
         proc.stdout.close()
         err = proc.stderr.read() if proc.stderr else b""
         code = proc.wait()
-        lines_out, _ = counter.communicate()
     if code not in (0, 1):
         raise SourceError(f"{path}: ripgrep failed: {err.decode(errors='replace').strip()}")
+    newlines = max(int(num) - 1, 0) + _newlines_from(path, int(off))
     with open(path, "rb") as fh:
         if size:
             fh.seek(size - 1)
             unterminated = fh.read(1) != b"\n"
         else:
             unterminated = False
-    stats.lines = int(lines_out.split()[0] or 0) + int(unterminated)
+    stats.lines = newlines + int(unterminated)
     stats.bytes = size
     if progress is not None:
         progress(size)
@@ -211,7 +241,7 @@ def _offer(
     """Hand one candidate line to the parser; count events and issues."""
     if raw.endswith(b"\r"):
         raw = raw[:-1]
-    if not raw.strip():
+    if not raw or raw.isspace():  # as `not raw.strip()`, without the copy
         return None
     stats.candidates += 1
     loc = Location(parser.path, lineno, offset)
@@ -221,16 +251,21 @@ def _offer(
         return None
     try:
         event = parser.parse(text, loc)
-    except LineError as exc:
-        stats.add_issue(ParseIssue(loc, parser.name, str(exc) or "not understood", text[:200]))
-        return None
-    except Exception as exc:  # a parser bug must not lose the rest of the file
-        reason = f"internal error: {type(exc).__name__}: {exc}"
-        stats.add_issue(ParseIssue(loc, parser.name, reason, text[:200]))
+    except Exception as exc:
+        _failed(exc, loc, text, parser, stats)
         return None
     if event is not None:
         stats.events += 1
     return event
+
+
+def _failed(exc: Exception, loc: Location, text: str, parser: LineParser, stats: ScanStats) -> None:
+    """Count a line the parser refused (LineError) or failed on (a bug: the file goes on)."""
+    if isinstance(exc, LineError):
+        reason = str(exc) or "not understood"
+    else:
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+    stats.add_issue(ParseIssue(loc, parser.name, reason, text[:200]))
 
 
 def _scan_block(

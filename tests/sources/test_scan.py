@@ -130,3 +130,58 @@ def test_both_paths_agree_on_random_input(tmp_path: Path, parts: list[bytes]) ->
         rg_events, rg_stats = run(path, use_rg=True)
         assert rg_events == py_events
         assert (rg_stats.lines, rg_stats.not_understood) == (py_stats.lines, py_stats.not_understood)
+
+
+class Buggy(Needle):
+    """A test parser with a bug: lines with 'BUG' raise something other than LineError."""
+
+    def parse(self, line: str, location: Location) -> Event | None:
+        if "BUG" in line:
+            raise KeyError("oops")
+        return super().parse(line, location)
+
+
+def test_parser_bugs_and_refusals_are_reported_alike_on_both_paths(tmp_path: Path) -> None:
+    path = tmp_path / "bugs.log"
+    path.write_bytes(b"HIT a\nHIT BUG b\nBAD c\n  \nHIT d\r\nHIT BUG e\n")
+    outcomes = []
+    for use_rg in (False, True):
+        old = os.environ.pop("AUDITOR_NO_RG", None)
+        if not use_rg:
+            os.environ["AUDITOR_NO_RG"] = "1"
+        try:
+            stats = ScanStats(str(path), "buggy-test")
+            lines = [e.location.line for e in scan(str(path), Buggy(ParseContext(), str(path)), stats)]
+        finally:
+            os.environ.pop("AUDITOR_NO_RG", None)
+            if old is not None:
+                os.environ["AUDITOR_NO_RG"] = old
+        issues = [(i.location.line, i.location.offset, i.reason, i.text) for i in stats.issues]
+        outcomes.append((lines, issues, stats.candidates, stats.events, stats.not_understood))
+    assert outcomes[0] == outcomes[1]
+    lines, issues, candidates, events, bad = outcomes[0]
+    assert lines == [1, 5] and candidates == 5 and events == 2 and bad == 3
+    assert issues[0] == (2, 6, "internal error: KeyError: 'oops'", "HIT BUG b")
+    assert issues[1][2] == "bad line"
+
+
+COUNT_CASES = {
+    "no-candidates": b"no candidates\n" * 10 + b"unterminated",
+    "long-tail": b"HIT first\n" + b"y" * 100 + b"\n" + (b"filler line\n" * 500_000),  # > 4 MiB after
+    "short-tail": b"a\nHIT\n" + b"z\n" * 10,
+    "hit-at-end": b"HIT at the very end",
+    "empty": b"",
+    "blank-lines": b"\n\n\nHIT\n\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(COUNT_CASES))
+def test_line_count_after_the_last_candidate(tmp_path: Path, case: str) -> None:
+    data = COUNT_CASES[case]
+    path = tmp_path / "count.log"
+    path.write_bytes(data)
+    want = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    for use_rg in (False, True):
+        events, stats = run(path, use_rg)
+        assert stats.lines == want, use_rg
+        assert [n for n, _, _ in events] == [n for n, _, _ in expected(data)]
