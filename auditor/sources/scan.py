@@ -193,7 +193,7 @@ def _scan_rg(
     for needle in needles:
         cmd += ["-e", needle.decode("utf-8", "surrogateescape")]
     cmd.append(path)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1 << 20)
     assert proc.stdout is not None
     parse, source = parser.parse, parser.path
     num = off = b"0"  # the last candidate's line number and offset (lines before it: num - 1)
