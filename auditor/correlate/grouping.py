@@ -299,6 +299,8 @@ class Aggregator:
         self.events = 0
         self._upstreams: dict[str, str] = {}
         self._context = CONTEXT_ONLY | HOST_WIDE
+        self._last_ts: datetime | None = None
+        self._last_minute = 0
 
     @property
     def buckets(self) -> set[tuple[Any, ...]]:
@@ -333,7 +335,11 @@ class Aggregator:
                         self._upstreams[raw] = upstream
                 upstream = upstream or None
         ts = event.timestamp
-        minute = int(ts.timestamp()) // 60
+        if ts is self._last_ts:  # parsers share one datetime per logged second
+            minute = self._last_minute
+        else:
+            minute = self._last_minute = int(ts.timestamp()) // 60
+            self._last_ts = ts
         dport = event.destination_port
         if dport is not None and dport >= EPHEMERAL and (event.source_port or dport) < EPHEMERAL:
             dport = _service_port(event, dport)
@@ -366,7 +372,9 @@ class Aggregator:
                 seen[ip] = 1
         if action in NETFILTER:
             flags = extra.get("tcp_flags") if extra else None
-            if flags is not None and "SYN" not in _flags(flags):
+            if flags is not None and "SYN" not in (
+                flags if isinstance(flags, tuple) else _flags(flags)
+            ):
                 cell[3] += 1
 
     def _sample(self, key: tuple[Any, ...], event: Event) -> None:
