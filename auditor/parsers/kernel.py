@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from auditor.models import Event, Location, slot_maker
+from auditor.fastinit import slot_maker
+from auditor.models import Event, Location
 from auditor.parsers import netfilter
 from auditor.parsers.base import LineError, LineParser, ParseContext
 from auditor.parsers.syslog_frame import Frame, Framer, sniff_framing, strip_uptime

@@ -36,7 +36,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from auditor.models import Event, Location, slot_init
+from auditor.fastinit import slot_init
+from auditor.models import Event, Location
 from auditor.parsers.base import LineError
 
 ACTIONS = (

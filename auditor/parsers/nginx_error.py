@@ -17,7 +17,8 @@ from functools import lru_cache
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
 
-from auditor.models import Event, Location, slot_maker
+from auditor.fastinit import slot_maker
+from auditor.models import Event, Location
 from auditor.parsers.base import LineError, LineParser, ParseContext
 
 _HEAD_TEXT = r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*(\d+) )?"

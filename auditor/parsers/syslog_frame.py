@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from auditor.models import slot_init
+from auditor.fastinit import slot_init
 from auditor.parsers.base import LineError, ParseContext
 from auditor.timeutil import MONTHS, YearInference
 

@@ -25,7 +25,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.models import Event, Location, slot_maker, to_ecs
+from auditor.fastinit import slot_maker
+from auditor.models import Event, Location, to_ecs
 from auditor.parsers import netfilter, nginx_error
 from auditor.parsers.base import LineError, ParseContext
 from auditor.parsers.kernel import KernelParser
