@@ -20,6 +20,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -132,9 +133,11 @@ def scan(
 
 
 def _ripgrep() -> str | None:
+    """ripgrep on PATH, or beside this Python (``pip install auditor[fast]`` in a venv)."""
     if os.environ.get("AUDITOR_NO_RG"):
         return None
-    return shutil.which("rg")
+    beside = os.path.join(os.path.dirname(sys.executable), "rg")
+    return shutil.which("rg") or (beside if os.access(beside, os.X_OK) else None)
 
 
 def _is_plain(path: str) -> bool:

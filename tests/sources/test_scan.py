@@ -185,3 +185,24 @@ def test_line_count_after_the_last_candidate(tmp_path: Path, case: str) -> None:
         events, stats = run(path, use_rg)
         assert stats.lines == want, use_rg
         assert [n for n, _, _ in events] == [n for n, _, _ in expected(data)]
+
+
+@pytest.mark.skipif(shutil.which("rg") is None, reason="ripgrep not installed")
+def test_ripgrep_beside_the_interpreter_is_found(tmp_path: Path) -> None:
+    """``pip install auditor[fast]`` puts ``rg`` in the venv's bin, which may not be on PATH
+    (a systemd unit runs /opt/auditor/bin/auditor directly)."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(venv)], check=True, timeout=120)
+    rg = shutil.which("rg")
+    assert rg is not None
+    shutil.copy2(rg, venv / "bin" / "rg")
+    code = "from auditor.sources.scan import _ripgrep; print(_ripgrep())"
+    env = {**os.environ, "PATH": str(tmp_path / "nothing-here")}
+    env.pop("AUDITOR_NO_RG", None)
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", code], env=env, text=True,
+                         capture_output=True, check=True, timeout=120)
+    assert out.stdout.strip() == str(venv / "bin" / "rg")
