@@ -38,9 +38,11 @@ def register(app: typer.Typer) -> None:
             help="Seconds between the two counter snapshots (0: one snapshot, totals since boot).",
         ),
     ) -> None:
-        """Snapshot the live host into one archive, read-only: log windows, firewall rules,
-        sysctls, counters before/after a sample, listeners, process limits, nginx -T, host facts,
-        and a manifest of what was collected and what could not be (with why)."""
+        """Snapshot this host into one archive, read-only, for diagnose elsewhere.
+
+        Log windows, firewall rules, sysctls, counters before and after a sample, listeners,
+        process limits, nginx -T and host facts, with a manifest of what was collected and
+        what could not be (and why)."""
         try:
             window = parse_duration(since)
         except ValueError:

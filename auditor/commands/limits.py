@@ -144,8 +144,10 @@ def register(app: typer.Typer) -> None:
         ),
         fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     ) -> None:
-        """Show every limit next to its use, the counters that moved, full listen queues,
-        and the risks that hold without any log."""
+        """Every limit next to its use, the counters that moved, and risks without any log.
+
+        Full listen queues are named, and the configuration checks (worker_connections
+        above the open-file limit, a backlog capped by somaxconn, ...) run on their own."""
         if sample < 0 or sample > 3600:
             fail("--sample: give seconds between 0 and 3600")
         if source is not None:
