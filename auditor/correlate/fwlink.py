@@ -43,13 +43,19 @@ def packet_from_event(event: Event, ct_state: str | None = None) -> Any | None:
     state = None
     if flags is not None and "SYN" not in {str(f).upper() for f in flags}:
         state = ct_state or "established"
+    iif, oif = event.ingress_interface, event.egress_interface
+    # The LOG line says where the packet was: IN= and OUT= both set is the forward path
+    # (e.g. to a container, after DNAT), only OUT= is a packet this host sent.
+    direction = "forward" if iif and oif else "output" if oif else "input"
     return _build(
         src=event.source_ip,
         dst=event.destination_ip,
         proto=(event.transport or "tcp").lower(),
         sport=event.source_port,
         dport=event.destination_port,
-        iif=event.ingress_interface,
+        iif=iif,
+        oif=oif,
+        direction=direction,
         tcp_flags=flags or None,
         ct_state=state,
     )
