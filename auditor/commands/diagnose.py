@@ -137,12 +137,13 @@ def events_of(
         stats.append(st)
         ctx = ParseContext(timezone=tz, boot_time=boot, host_name=getattr(inputs, "host", None))
         try:
-            for event in scan(art.path, cls(ctx, art.path), st):
-                if start is not None and event.timestamp < start:
-                    continue
-                if end is not None and event.timestamp >= end:
-                    continue
-                yield event
+            events = scan(art.path, cls(ctx, art.path), st)
+            if start is None and end is None:
+                yield from events  # no window: no per-event test
+            else:
+                lo = start or datetime.min.replace(tzinfo=UTC)
+                hi = end or datetime.max.replace(tzinfo=UTC)
+                yield from (e for e in events if lo <= e.timestamp < hi)
         except (OSError, SourceError) as exc:
             sources.append(SourceInfo(art.path, art.kind, False, note=str(exc)))
             continue
