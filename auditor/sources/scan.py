@@ -8,7 +8,9 @@ parser's needles):
   the lines after the last candidate are counted afterwards (``wc -l`` when
   many), which gives the file's line count;
 * pure Python otherwise (compressed input, ``AUDITOR_NO_RG=1``, no rg): 8 MiB
-  blocks searched with ``bytes.find`` per needle.
+  blocks searched with ``bytes.find`` per needle; a large plain file is split
+  between this process and a worker (see :mod:`auditor.sources.scan_parallel`;
+  ``AUDITOR_NO_PARALLEL=1`` keeps it on one core).
 
 Both yield the same events with the same line numbers and byte offsets; only
 candidate lines are decoded and offered to the parser.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -27,9 +30,11 @@ from dataclasses import dataclass, field
 from auditor.models import Event, Location, ParseIssue
 from auditor.parsers.base import LineError, LineParser
 from auditor.sources.files import DECOMPRESS_ERRORS, SourceError, open_binary
+from auditor.sources.scan_parallel import Tuning, batches, block_lines
 
-BLOCK = 8 << 20
-MAX_LINE = 2 << 20  # longer lines are cut here (and reported) to keep memory bounded
+TUNING = Tuning()
+BLOCK = TUNING.block
+MAX_LINE = TUNING.max_line  # longer lines are cut here (and reported) to keep memory bounded
 MAX_KEPT_ISSUES = 1000
 
 
@@ -52,22 +57,6 @@ class ScanStats:
             self.issues.append(issue)
 
 
-def _candidate_starts(block: bytes, needles: tuple[bytes, ...]) -> list[int]:
-    """Start offsets of the lines in ``block`` that contain any needle, ascending, unique."""
-    starts: set[int] = set()
-    find, rfind = block.find, block.rfind
-    for needle in needles:
-        pos = find(needle)
-        while pos != -1:
-            start = rfind(b"\n", 0, pos) + 1
-            starts.add(start)
-            end = find(b"\n", pos)
-            if end == -1:
-                break
-            pos = find(needle, end + 1)
-    return sorted(starts)
-
-
 def scan(
     path: str,
     parser: LineParser,
@@ -77,6 +66,7 @@ def scan(
     start_offset: int = 0,
     start_line: int = 0,
     hold_partial: bool = False,
+    tuning: Tuning = TUNING,
 ) -> Iterator[Event]:
     """Yield the events of one file. ``every_line`` offers every line to the parser.
 
@@ -85,6 +75,7 @@ def scan(
     before it) so line numbers stay true; ``hold_partial`` leaves a final line
     without newline unread (its writer may still be appending). Afterwards
     ``start_offset + stats.bytes`` and ``stats.lines`` say where to resume.
+    ``tuning`` sets the pure-Python path's sizes (tests shrink them).
     """
     needles = () if every_line else parser.needles
     resuming = bool(start_offset or start_line or hold_partial)
@@ -95,17 +86,21 @@ def scan(
     with open_binary(path) as fh:
         if start_offset:
             fh.seek(start_offset)
+        if isinstance(fh, io.BufferedReader):
+            yield from _scan_plain(path, fh, needles, parser, stats, progress,
+                                   start_offset, start_line, hold_partial, tuning)
+            return
         carry = b""
         lineno = start_line  # lines fully consumed before the current block
         base = start_offset  # byte offset of the current block's start in the (decompressed) stream
         stats.lines = start_line
         # An archive is read one decompressed piece at a time, so that a corrupt tail
         # costs only the lines after the damage, not the whole block before it.
-        read = fh.read if isinstance(fh, io.BufferedReader) else fh.read1  # type: ignore[attr-defined]
+        read = fh.read1  # type: ignore[attr-defined]
         broken = False
         while True:
             try:
-                chunk = b"" if broken else read(BLOCK)
+                chunk = b"" if broken else read(tuning.block)
             except DECOMPRESS_ERRORS as exc:  # truncated or corrupt archive
                 where = Location(parser.path, lineno + 1, base + len(carry))
                 stats.add_issue(ParseIssue(where, parser.name, f"cannot read further: {exc}"))
@@ -115,7 +110,7 @@ def scan(
             block = carry + chunk if carry else chunk
             if chunk:
                 cut = block.rfind(b"\n") + 1
-                if cut == 0 and len(block) > MAX_LINE:
+                if cut == 0 and len(block) > tuning.max_line:
                     cut = len(block)  # an overlong line without newline: take it as it is
                 block, carry = block[:cut], block[cut:]
             else:
@@ -125,11 +120,49 @@ def scan(
             if progress is not None:
                 progress(len(block))
             stats.bytes += len(block)
-            yield from _scan_block(block, base, lineno, needles, parser, stats)
-            nl = block.count(b"\n")
+            starts, idx, raws, nl = block_lines(block, len(block), needles)
+            for start, k, raw in zip(starts, idx, raws, strict=True):
+                event = _offer(raw, lineno + k + 1, base + start, parser, stats)
+                if event is not None:
+                    yield event
             lineno += nl + (0 if block.endswith(b"\n") else 1)
             base += len(block)
         stats.lines = lineno
+
+
+def _scan_plain(
+    path: str,
+    fh: io.BufferedReader,
+    needles: tuple[bytes, ...],
+    parser: LineParser,
+    stats: ScanStats,
+    progress: Callable[[int], None] | None,
+    start_offset: int,
+    start_line: int,
+    hold_partial: bool,
+    tuning: Tuning,
+) -> Iterator[Event]:
+    """The pure-Python path on an uncompressed file (split over two cores when large)."""
+    lineno = stats.lines = start_line
+    parallel = bool(needles) and _parallel_ok(fh, start_offset, tuning)
+    for batch in batches(path, fh, needles, start_offset, hold_partial, tuning, parallel):
+        if progress is not None:
+            progress(batch.nbytes)
+        stats.bytes += batch.nbytes
+        for offset, k, raw in zip(batch.offsets, batch.linenos, batch.raws, strict=True):
+            event = _offer(raw, lineno + k + 1, offset, parser, stats)
+            if event is not None:
+                yield event
+        lineno += batch.lines
+    stats.lines = lineno
+
+
+def _parallel_ok(fh: io.BufferedReader, start_offset: int, tuning: Tuning) -> bool:
+    """Worth a second process: a large regular file, and a second core to run it on."""
+    if os.environ.get("AUDITOR_NO_PARALLEL") or len(os.sched_getaffinity(0)) < 2:
+        return False
+    st = os.fstat(fh.fileno())
+    return stat.S_ISREG(st.st_mode) and st.st_size - start_offset >= tuning.parallel_min
 
 
 def _ripgrep() -> str | None:
@@ -221,7 +254,10 @@ def _scan_rg(
                 yield event
     finally:
         proc.stdout.close()
-        err = proc.stderr.read() if proc.stderr else b""
+        err = b""
+        if proc.stderr is not None:
+            err = proc.stderr.read()
+            proc.stderr.close()
         code = proc.wait()
     if code not in (0, 1):
         raise SourceError(f"{path}: ripgrep failed: {err.decode(errors='replace').strip()}")
@@ -270,32 +306,3 @@ def _failed(exc: Exception, loc: Location, text: str, parser: LineParser, stats:
         reason = f"internal error: {type(exc).__name__}: {exc}"
     stats.add_issue(ParseIssue(loc, parser.name, reason, text[:200]))
 
-
-def _scan_block(
-    block: bytes,
-    base: int,
-    lineno: int,
-    needles: tuple[bytes, ...],
-    parser: LineParser,
-    stats: ScanStats,
-) -> Iterator[Event]:
-    if needles:
-        starts = _candidate_starts(block, needles)
-    else:
-        starts = [0]
-        pos = block.find(b"\n")
-        while pos != -1 and pos + 1 < len(block):
-            starts.append(pos + 1)
-            pos = block.find(b"\n", pos + 1)
-    count = block.count
-    find = block.find
-    prev = 0
-    for start in starts:
-        lineno += count(b"\n", prev, start)
-        prev = start
-        end = find(b"\n", start)
-        if end == -1:
-            end = len(block)
-        event = _offer(block[start:end], lineno + 1, base + start, parser, stats)
-        if event is not None:
-            yield event
