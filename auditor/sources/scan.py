@@ -216,6 +216,7 @@ def _scan_rg(
     cmd = [
         rg,
         "--no-config",
+        "--no-mmap",  # buffered reads: rg's memory stays small whatever the file size
         "-F",
         "-a",
         "-n",
