@@ -223,10 +223,11 @@ def upstream_keepalive_race(state: HostState) -> list[Finding]:
                     "(below the upstream's idle timeout), or raise the upstream's timeout above "
                     f"{ours:g} s.",
                     "upstream",
+                    # The limit is the upstream's idle timeout; nginx's keep-alive uses it.
                     limit_dict(
-                        "upstream keepalive_timeout",
-                        ours,
+                        f"keepalive_timeout of {server.address} (upstream {up.name})",
                         theirs[0],
+                        ours,
                         upstream=up.name,
                         server=server.address,
                     ),
