@@ -166,10 +166,18 @@ def _match(
     if kind == "config":
         wanted = set(spec.strings("facts"))
         have = wanted & (set(state.facts) | facts.facts)
-        cited = [facts.cited[f] for f in sorted(have) if f in facts.cited]
+        # A fact is cited where it shows: the LOG rule a group's packets came from, or the
+        # nginx directive that sets it; a bare fact name only when neither is known.
+        cited = [(*facts.cited[f], "rule") for f in sorted(have) if f in facts.cited]
+        cited += [
+            (loc.path, loc.line, f, "config")
+            for f in sorted(have)
+            if f not in facts.cited and (loc := state.fact_locations.get(f)) is not None
+        ]
         if cited:
-            where, line, text = cited[0]
-            out.evidence.append(Evidence(where, line, f"{spec.label}: {text}", spec.weight, "rule"))
+            where, line, text, ev_kind = cited[0]
+            label = f"{spec.label}: {text}"
+            out.evidence.append(Evidence(where, line, label, spec.weight, ev_kind))
         elif have:
             out.evidence.append(
                 Evidence(

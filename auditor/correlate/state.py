@@ -37,6 +37,7 @@ class StateView:
     counter_locations: Mapping[str, Location] = field(default_factory=dict)
     listeners: tuple[tuple[str, int], ...] = ()  # (address, port)
     facts: frozenset[str] = frozenset()  # "return-444", "upstream-keepalive", ...
+    fact_locations: Mapping[str, Location] = field(default_factory=dict)  # where each is set
     checks: tuple[Finding, ...] = ()
     host: str | None = None
     known: bool = False  # False when no host state was available at all
@@ -72,6 +73,7 @@ def view_of(state: Any, checks: tuple[Finding, ...] | None = None) -> StateView:
     )
     if checks is None:
         checks = run_checks(state)
+    found = nginx_facts(getattr(state, "nginx", None))
     return StateView(
         limits=tuple(getattr(state, "limits", ()) or ()),
         counters=counters,
@@ -79,7 +81,8 @@ def view_of(state: Any, checks: tuple[Finding, ...] | None = None) -> StateView:
         window_seconds=getattr(state, "window_seconds", None),
         counter_locations=dict(getattr(state, "counter_locations", None) or {}),
         listeners=listeners,
-        facts=nginx_facts(getattr(state, "nginx", None)),
+        facts=frozenset(found),
+        fact_locations={k: v for k, v in found.items() if v is not None},
         checks=checks,
         host=getattr(state, "host", None),
         known=True,
@@ -98,21 +101,23 @@ def run_checks(state: Any) -> tuple[Finding, ...]:
         return ()
 
 
-def nginx_facts(config: Any) -> frozenset[str]:
-    """Facts of an nginx configuration the catalog can ask for."""
+def nginx_facts(config: Any) -> dict[str, Location | None]:
+    """Facts of an nginx configuration the catalog can ask for, each with where it is set."""
     if config is None:
-        return frozenset()
-    facts: set[str] = set()
+        return {}
+    facts: dict[str, Location | None] = {}
     try:
-        if list(getattr(config, "return_444", ()) or ()):
-            facts.add("return-444")
-        for upstream in getattr(config, "upstreams", ()) or ():
-            if getattr(upstream, "keepalive", None):
-                facts.add("upstream-keepalive")
-        if list(getattr(config, "limit_conns", ()) or ()):
-            facts.add("limit-conn")
-        if list(getattr(config, "limit_reqs", ()) or ()):
-            facts.add("limit-req")
+        for name, items in (
+            ("return-444", getattr(config, "return_444", ())),
+            ("upstream-keepalive",
+             [u for u in getattr(config, "upstreams", ()) or () if getattr(u, "keepalive", None)]),
+            ("limit-conn", getattr(config, "limit_conns", ())),
+            ("limit-req", getattr(config, "limit_reqs", ())),
+        ):
+            first = next(iter(items or ()), None)
+            if first is not None:
+                loc = getattr(first, "location", None)
+                facts[name] = loc if isinstance(loc, Location) else None
     except Exception:  # a half-understood config gives fewer facts, never a crash
         pass
-    return frozenset(facts)
+    return facts
