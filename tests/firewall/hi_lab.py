@@ -121,3 +121,11 @@ def legacy_usable() -> bool:
         return False
     finally:
         run("ip", "netns", "del", ns, check=False)
+
+
+def variants() -> list[object]:
+    """pytest params for the iptables variants: nft always, legacy where the kernel has it."""
+    import pytest
+
+    return ["nft", pytest.param("legacy", marks=pytest.mark.skipif(
+        CAN_RUN and not legacy_usable(), reason="kernel offers no iptables-legacy"))]

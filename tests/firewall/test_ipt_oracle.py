@@ -29,8 +29,7 @@ from auditor.firewall.model import Packet, TraceEnv, TraceResult
 from auditor.firewall.trace import trace
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not hi_lab.CAN_RUN, reason=hi_lab.REASON)]
-VARIANTS = ["nft", pytest.param("legacy", marks=pytest.mark.skipif(
-    hi_lab.CAN_RUN and not hi_lab.legacy_usable(), reason="kernel offers no iptables-legacy"))]
+VARIANTS = hi_lab.variants()
 _sports = itertools.count(20000)
 
 HAND = """*mangle

@@ -36,8 +36,7 @@ from auditor.firewall.nft_json import load_json
 from auditor.firewall.trace import trace
 
 pytestmark = pytest.mark.root
-VARIANTS = ["nft", pytest.param("legacy", marks=pytest.mark.skipif(
-    hi_lab.CAN_RUN and not hi_lab.legacy_usable(), reason="kernel offers no iptables-legacy"))]
+VARIANTS = hi_lab.variants()
 _sports = itertools.count(31000)
 
 IPT = """*nat
