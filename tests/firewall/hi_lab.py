@@ -21,8 +21,8 @@ from netns_lab import VethPair, sh
 
 SERVER_ADDRS = ("192.0.2.2", "192.0.2.3")
 CLIENT_ADDR = "192.0.2.1"
-CAN_RUN = os.geteuid() == 0 and all(shutil.which(b) for b in ("ip", "iptables-nft-restore"))
-REASON = "needs root, ip and iptables (network namespaces)"
+CAN_RUN = os.geteuid() == 0 and all(shutil.which(b) for b in ("ip", "iptables-nft-restore", "nft"))
+REASON = "needs root, ip, iptables and nft (network namespaces)"
 
 
 def run(*argv: str, ns: str | None = None, stdin: str | None = None,
