@@ -103,6 +103,7 @@ def _trace_groups(groups: list[Group], facts: dict[int, GroupFacts], rulesets: l
     if not rulesets:
         return
     budget = MAX_TRACES
+    loggers = fwlink.invalid_loggers(rulesets)
     for group in groups:
         seen: set[tuple[Any, ...]] = set()
         gfacts = facts[id(group)]
@@ -110,8 +111,8 @@ def _trace_groups(groups: list[Group], facts: dict[int, GroupFacts], rulesets: l
             if budget <= 0:
                 return
             budget -= 1
-            logger = fwlink.logging_rule(rulesets, event.rule_name or "")
-            if logger is not None and fwlink.matches_invalid(logger):
+            logger = loggers.get((event.rule_name or "").strip())
+            if logger is not None:
                 # Logged by a rule on ctstate INVALID: conntrack did not know the packet.
                 gfacts.facts.add("logged-as-invalid")
                 loc = logger.location

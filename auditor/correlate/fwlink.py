@@ -150,18 +150,22 @@ def all_rules(rulesets: Iterable[Any]) -> Iterator[Any]:
         yield from rules
 
 
-def logging_rule(rulesets: Iterable[Any], prefix: str) -> Any | None:
-    """The LOG/NFLOG rule whose ``--log-prefix`` (nft ``log prefix``) wrote ``prefix``."""
-    if not prefix:
-        return None
-    wanted = re.compile(r"prefix\s+\\?\"?" + re.escape(prefix.strip()))
-    return next((r for r in all_rules(rulesets) if "prefix" in r.text and wanted.search(r.text)),
-                None)
+_PREFIX = re.compile(r'prefix\s+(?:\\?"((?:[^"\\]|\\.)*)\\?"|(\S+))')
 
 
-def matches_invalid(rule: Any) -> bool:
-    """True when the rule matches conntrack state INVALID."""
-    return bool(_INVALID.search(rule.text))
+def invalid_loggers(rulesets: Iterable[Any]) -> dict[str, Any]:
+    """LOG/NFLOG rules on conntrack state INVALID, by the prefix they write (stripped).
+
+    Built once per diagnosis: a logged packet whose prefix is here was INVALID to conntrack.
+    """
+    out: dict[str, Any] = {}
+    for rule in all_rules(rulesets):
+        if "prefix" not in rule.text or not _INVALID.search(rule.text):
+            continue
+        m = _PREFIX.search(rule.text)
+        if m is not None:
+            out.setdefault((m.group(1) if m.group(1) is not None else m.group(2)).strip(), rule)
+    return out
 
 
 def reset_rules(rulesets: Iterable[Any]) -> list[Any]:
