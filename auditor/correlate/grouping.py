@@ -4,7 +4,8 @@ A group is (port, upstream, time bucket); adjacent buckets of the same key are m
 into bursts at the end. Each group keeps counts per action, first/last seen, a
 per-minute histogram, a bounded set of clients and ports, and a few evidence samples
 per action: never every event. Host-wide events (OOM kills, nginx restarts, kernel
-"table full" lines) also go to a :class:`ContextIndex` that scoring asks for events
+"table full" lines) also go to the :class:`~auditor.correlate.context.ContextIndex`, which
+scoring asks for events
 "near" a group's time span.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from auditor.correlate.context import ContextIndex
 from auditor.models import Event
 
 WINDOW = timedelta(minutes=5)  # bucket width; adjacent buckets merge into one burst
@@ -72,10 +74,6 @@ def upstream_of(event: Event) -> str | None:
         raw = raw.split("://", 1)[1]
         raw = raw.split("/", 1)[0]
     return raw or None
-
-
-def minute_of(ts: datetime) -> int:
-    return int(ts.timestamp() // 60)
 
 
 @dataclass
@@ -219,66 +217,6 @@ def _packet_key(e: Event) -> tuple[Any, ...]:
         e.action,
         str(e.extra.get("tcp_flags")),
     )
-
-
-@dataclass
-class ContextEntry:
-    """Host-wide events of one action: per-minute counts and a few samples."""
-
-    minutes: Counter[int] = field(default_factory=Counter)
-    samples: list[Event] = field(default_factory=list)
-    total: int = 0
-
-
-class ContextIndex:
-    """Host-wide events by action, for "near in time" evidence."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, ContextEntry] = {}
-        self.first: datetime | None = None
-        self.last: datetime | None = None
-        # nginx limit zones seen limiting: zone -> largest logged excess (0 for limit_conn)
-        self.zone_peaks: dict[str, float] = {}
-
-    def note_zone(self, event: Event) -> None:
-        zone = event.extra.get("zone")
-        if isinstance(zone, str):
-            excess = event.extra.get("excess")
-            peak = float(excess) if isinstance(excess, int | float) else 0.0
-            self.zone_peaks[zone] = max(peak, self.zone_peaks.get(zone, 0.0))
-
-    def add(self, event: Event) -> None:
-        ts = event.timestamp
-        if self.first is None or ts < self.first:
-            self.first = ts
-        if self.last is None or ts > self.last:
-            self.last = ts
-        entry = self.entries.get(event.action)
-        if entry is None:
-            entry = self.entries[event.action] = ContextEntry()
-        entry.total += 1
-        entry.minutes[minute_of(event.timestamp)] += 1
-        if len(entry.samples) < 20:
-            entry.samples.append(event)
-
-    def near(
-        self, actions: Iterable[str], start: datetime, end: datetime, slack: timedelta
-    ) -> tuple[int, list[Event]]:
-        """Count and samples of ``actions`` between start - slack and end + slack."""
-        lo, hi = minute_of(start - slack), minute_of(end + slack)
-        n = 0
-        found: list[Event] = []
-        for action in actions:
-            entry = self.entries.get(action)
-            if entry is None:
-                continue
-            minutes = entry.minutes
-            if hi - lo < len(minutes):
-                n += sum(minutes.get(m, 0) for m in range(lo, hi + 1))
-            else:
-                n += sum(c for m, c in minutes.items() if lo <= m <= hi)
-            found.extend(e for e in entry.samples if lo <= minute_of(e.timestamp) <= hi)
-        return n, sorted(found, key=lambda e: e.timestamp)
 
 
 class Aggregator:

@@ -17,8 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 from auditor.correlate.catalog import Cause, EvidenceSpec
+from auditor.correlate.context import ContextIndex
 from auditor.correlate.fwlink import Traced, rule_where
-from auditor.correlate.grouping import ContextIndex, Group
+from auditor.correlate.grouping import Group
 from auditor.correlate.state import StateView
 from auditor.models import Event, Evidence, Limit
 
