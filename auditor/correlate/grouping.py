@@ -5,8 +5,7 @@ into bursts at the end. Each group keeps counts per action, first/last seen, a
 per-minute histogram, a bounded set of clients and ports, and a few evidence samples
 per action: never every event. Host-wide events (OOM kills, nginx restarts, kernel
 "table full" lines) also go to the :class:`~auditor.correlate.context.ContextIndex`, which
-scoring asks for events
-"near" a group's time span.
+scoring asks for events "near" a group's time span.
 """
 
 from __future__ import annotations
