@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -22,11 +20,12 @@ from auditor.commands._common import (
     timezone_option,
 )
 from auditor.models import Event
-from auditor.parsers import detect, registry
-from auditor.parsers.base import LineParser, ParseContext
+from auditor.parsers import registry
+from auditor.parsers.base import ParseContext
+from auditor.pipeline.logs import UNRECOGNISED, Window, events_of_paths
 from auditor.sinks.events import write_json, write_ndjson, write_table
-from auditor.sources.files import SourceError, read_head, walk
-from auditor.sources.scan import ScanStats, scan
+from auditor.sources.files import walk
+from auditor.sources.scan import ScanStats
 
 PROGRESS_MIN_BYTES = 64 << 20
 
@@ -46,49 +45,6 @@ EXAMPLES = """
   auditor parse syslog --since 2026-11-24T09:00 --until 2026-11-24T10:00 --timezone Europe/Berlin
   journalctl -k -o json > k.json && auditor parse k.json
 """
-
-
-def parser_for(path: Path, type_name: str) -> type[LineParser] | None:
-    parsers = registry()
-    if type_name != "auto":
-        return parsers[type_name]
-    return detect(read_head(path))
-
-
-def file_context(path: Path, base: ParseContext) -> ParseContext:
-    try:
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    except OSError:
-        mtime = base.reference_time
-    return ParseContext(
-        timezone=base.timezone,
-        reference_time=mtime,
-        boot_time=base.boot_time,
-        host_name=base.host_name,
-        options=base.options,
-    )
-
-
-def iter_events(
-    paths: list[str],
-    type_name: str,
-    base: ParseContext,
-    stats_out: list[ScanStats],
-    progress: Callable[[int], None] | None = None,
-    every_line: bool = False,
-) -> Iterator[Event]:
-    """Events of every file under ``paths``; one ScanStats per file is appended to stats_out."""
-    for path in walk(paths):
-        if not path.exists():
-            raise SourceError(f"{path}: no such file or directory")
-        cls = parser_for(path, type_name)
-        if cls is None:
-            stats_out.append(ScanStats(str(path), "(none)"))
-            continue
-        stats = ScanStats(str(path), cls.name)
-        stats_out.append(stats)
-        parser = cls(file_context(path, base), str(path))
-        yield from scan(str(path), parser, stats, progress, every_line)
 
 
 def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
@@ -122,7 +78,7 @@ def print_summary(stats: list[ScanStats], console: Console) -> None:
             col, justify="right" if col in ("lines", "events", "not understood") else "left"
         )
     for s in stats:
-        note = "" if s.parser != "(none)" else " (kind not recognised: use --type)"
+        note = "" if s.parser != UNRECOGNISED else " (kind not recognised: use --type)"
         table.add_row(s.path + note, s.parser, str(s.lines), str(s.events), str(s.not_understood))
     console.print(table)
     for s in stats:
@@ -205,12 +161,8 @@ def register(app: typer.Typer) -> None:
             progress.advance(task, n)
 
         def selected() -> Iterator[Event]:
-            for event in iter_events(paths, type_, ctx, stats, advance, every_line):
-                if start is not None and event.timestamp < start:
-                    continue
-                if end is not None and event.timestamp >= end:
-                    continue
-                yield event
+            return events_of_paths(paths, type_, ctx, stats, Window(start, end), advance,
+                                   every_line)
 
         out = sys.stdout
         with progress:
