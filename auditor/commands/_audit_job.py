@@ -273,6 +273,12 @@ def _run(
                 report.problems.append(str(exc))
 
     diagnosed = diagnosis.report(snap.rulesets, snap.host_state, now=snap.captured or now)
+    if cfg.source is not None:
+        # A capture covers its own span: findings and snapshot are dated by it, so that
+        # auditing the same capture again ships nothing new (same ids).
+        end = snap.captured or diagnosed.end or now
+        begun = snap.inputs.snapshot_time("before") if snap.inputs is not None else None
+        window = Window(begun or end, end)
     for finding in diagnosed.findings:
         report.findings += 1
         shipper.add(builder.finding(finding, window))
