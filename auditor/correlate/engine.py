@@ -21,6 +21,7 @@ from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
 from auditor.correlate.state import StateView, view_of
+from auditor.firewall.model import Ruleset
 from auditor.models import Event, Finding
 
 MAX_TRACES = 200
@@ -28,7 +29,7 @@ MAX_TRACES = 200
 
 def correlate(
     events: Iterable[Event] | Aggregator,
-    rulesets: Sequence[Any] | None = None,
+    rulesets: Sequence[Ruleset] | None = None,
     state: Any = None,
     query: Query | None = None,
     catalog: Catalog | None = None,
@@ -99,7 +100,9 @@ def correlate(
     )
 
 
-def _trace_groups(groups: list[Group], facts: dict[int, GroupFacts], rulesets: list[Any]) -> None:
+def _trace_groups(
+    groups: list[Group], facts: dict[int, GroupFacts], rulesets: list[Ruleset]
+) -> None:
     if not rulesets:
         return
     budget = MAX_TRACES
@@ -137,7 +140,7 @@ def _query_group(
     groups: list[Group],
     facts: dict[int, GroupFacts],
     query: Query,
-    rulesets: list[Any],
+    rulesets: list[Ruleset],
     view: StateView,
     agg: Aggregator,
     now: datetime | None,
@@ -208,7 +211,7 @@ def _counter_groups(
 
 
 def _rule_groups(
-    rulesets: list[Any],
+    rulesets: list[Ruleset],
     cited: set[tuple[Any, ...]],
     start: datetime | None,
     end: datetime | None,
@@ -226,7 +229,8 @@ def _rule_groups(
             continue  # a plain DROP (the "deny the rest" rule) silences, it does not reset
         t1 = end or now or datetime.now(UTC)
         group = Group(None, None, start or t1, t1, synthetic="rule", fixed_resets=rule.packets or 0)
-        traced = fwlink.Traced(rule, rule.target, rule.reject_with, None, True, "rule counters")
+        verdict = rule.target or "drop"
+        traced = fwlink.Traced(rule, verdict, rule.reject_with, None, True, "rule counters")
         out.append((group, GroupFacts(traced=[(traced, False)]), None))
     return out
 
