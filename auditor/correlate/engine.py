@@ -57,7 +57,13 @@ def correlate(
         (g, rank(catalog.causes, g, agg.context, view, facts[id(g)])) for g in groups
     ]
     winners = {r[0].cause.id for _, r in results if r and r[0].score >= MINIMUM}
-    cited = {fwlink.rule_key(r[0].rule.rule) for _, r in results if r and r[0].rule}
+    cited = {
+        fwlink.rule_key(rule)
+        for _, r in results
+        if r and r[0].rule
+        for rule in (r[0].rule.rule, r[0].rule.leads_to)
+        if rule is not None
+    }
     start, end = agg.first or (query_group.first if query_group else None), agg.last
     for extra in _counter_groups(catalog, view, winners, start, end, now) + _rule_groups(
         rulesets, cited, start, end, now

@@ -125,6 +125,8 @@ def build_finding(
     summary = f"{group.resets} resets ({what}): {cause.title}"
     if best.rule is not None:
         summary += f"; rule {fwlink.rule_where(best.rule.rule)}"
+        if best.rule.leads_to is not None:
+            summary += f", which sends them to {fwlink.rule_where(best.rule.leads_to)}"
     if best.limit is not None:
         summary += f"; {limit_text(best.limit)}"
     details: dict[str, Any] = {}
@@ -174,7 +176,9 @@ def build_finding(
         last_seen=group.last,
         side=cause.side,
         intentional=cause.intentional,
-        rule=fwlink.rule_doc(best.rule.rule, best.rule.condition) if best.rule else None,
+        rule=fwlink.rule_doc(best.rule.rule, best.rule.condition, best.rule.leads_to)
+        if best.rule
+        else None,
         limit=limit_doc,
         evidence=tuple(evidence[:MAX_EVIDENCE]),
         runners_up=tuple((r.cause.id, r.score) for r in runners),

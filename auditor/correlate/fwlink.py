@@ -30,6 +30,9 @@ class Traced:
     condition: str | None  # the conditional (connlimit, rate) that made it decide, if any
     certain: bool
     packet: str  # short description of the traced packet
+    # When ``rule`` is a conditional jump (a rate or connection limit sending packets to a
+    # chain that logs and rejects them): the rule of that chain that rejects or drops.
+    leads_to: RuleRef | None = None
 
 
 def packet_from_event(event: Event, ct_state: str | None = None) -> Packet | None:
@@ -88,15 +91,63 @@ def trace(rulesets: Sequence[Ruleset], packet: Packet | None) -> Traced | None:
         return Traced(
             result.rule, result.verdict, result.reject_with, None, result.certain, desc
         )
-    # Allowed as things stand, but a conditional rule (connlimit, rate) would reject it.
+    # Allowed as things stand, but a conditional rule (connlimit, rate) would reject it,
+    # itself or through the chain it jumps to.
     for cond in result.conditional:
-        cverdict = str(cond.verdict or cond.rule.target or "")
-        cverdict = (cverdict.split() or [""])[0].lower()  # "reject with tcp reset" -> "reject"
+        words = str(cond.verdict or cond.rule.target or "").split()
+        cverdict = (words or [""])[0].lower()  # "reject with tcp reset" -> "reject"
         if cverdict in ("reject", "drop"):
             return Traced(
                 cond.rule, cverdict, cond.rule.reject_with, cond.condition, False, desc
             )
+        chain = words[1] if cverdict in ("jump", "goto") and len(words) > 1 else cond.rule.target
+        end = _terminal_in(rulesets, cond.rule, chain or "")
+        if end is not None and end.target in ("reject", "drop"):
+            return Traced(
+                cond.rule, end.target, end.reject_with, cond.condition, False, desc, end
+            )
     return None
+
+
+MAX_CHAIN_DEPTH = 8
+
+
+def _terminal_in(
+    rulesets: Sequence[Ruleset], gate: RuleRef, chain: str, depth: int = 0
+) -> RuleRef | None:
+    """The first rule that ends a packet's walk in user chain ``chain`` (jumped to by ``gate``):
+    a reject, drop or accept, following further unconditional jumps a few levels deep."""
+    if not chain or depth >= MAX_CHAIN_DEPTH:
+        return None
+    for ruleset in rulesets:
+        if ruleset.backend != gate.backend:
+            continue
+        for rule in ruleset.rules():
+            if (rule.family, rule.table) != (gate.family, gate.table):
+                continue
+            if rule.chain.lower() != chain.lower():
+                continue
+            if rule.target in ("reject", "drop", "accept"):
+                return rule
+            if rule.target in ("jump", "goto") or (
+                rule.target and rule.target not in _NON_TERMINAL and rule.target != chain.lower()
+            ):
+                nested = _jump_target(rule)
+                found = _terminal_in(rulesets, gate, nested, depth + 1) if nested else None
+                if found is not None:
+                    return found
+    return None
+
+
+_NON_TERMINAL = {"log", "nflog", "ulog", "mark", "connmark", "return", "counter", "notrack",
+                 "ct", "set", "meta", "ulog", "audit", "trace", "snat", "dnat", "masquerade",
+                 "redirect", "continue"}
+_JUMP = re.compile(r"(?:-j|-g|\bjump|\bgoto)\s+([\w.-]+)")
+
+
+def _jump_target(rule: RuleRef) -> str | None:
+    m = _JUMP.search(rule.text)
+    return m.group(1) if m else None
 
 
 def _describe(packet: Packet) -> str:
@@ -148,7 +199,9 @@ def rule_key(rule: RuleRef) -> tuple[Any, ...]:
     return (rule.backend, rule.family, rule.table, rule.chain, rule.position, rule.handle)
 
 
-def rule_doc(rule: RuleRef, condition: str | None = None) -> dict[str, Any]:
+def rule_doc(
+    rule: RuleRef, condition: str | None = None, leads_to: RuleRef | None = None
+) -> dict[str, Any]:
     """The report's ``rule`` object."""
     doc: dict[str, Any] = {
         "backend": rule.backend,
@@ -172,6 +225,19 @@ def rule_doc(rule: RuleRef, condition: str | None = None) -> dict[str, Any]:
     )
     if condition:
         doc["condition"] = condition
+    if leads_to is not None:
+        # the rule that answers the packets this conditional jump sends on
+        doc["leads_to"] = {
+            "chain": leads_to.chain,
+            "position": leads_to.position,
+            "handle": leads_to.handle,
+            "text": leads_to.text,
+            "target": leads_to.target,
+            "reject_with": leads_to.reject_with,
+            "packets": leads_to.packets,
+            "location": str(leads_to.location) if leads_to.location else None,
+        }
+        doc["reject_with"] = leads_to.reject_with
     return doc
 
 
