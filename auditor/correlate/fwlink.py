@@ -140,7 +140,7 @@ def _terminal_in(
 
 
 _NON_TERMINAL = {"log", "nflog", "ulog", "mark", "connmark", "return", "counter", "notrack",
-                 "ct", "set", "meta", "ulog", "audit", "trace", "snat", "dnat", "masquerade",
+                 "ct", "set", "meta", "audit", "trace", "snat", "dnat", "masquerade",
                  "redirect", "continue"}
 _JUMP = re.compile(r"(?:-j|-g|\bjump|\bgoto)\s+([\w.-]+)")
 

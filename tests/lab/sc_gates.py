@@ -8,8 +8,8 @@ the finding must say.
 
 from __future__ import annotations
 
-from tests.lab.scenarios import Ctx, Expect, scenario
 from tests.lab.sc_net import BASE_RULES
+from tests.lab.scenarios import Ctx, Expect, scenario
 from tests.lab.web import upstream
 
 
