@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from auditor.commands._common import (
     clean_errors,
@@ -25,6 +26,7 @@ from auditor.sinks.report_table import print_report
 from auditor.sources.files import SourceError
 
 LEVELS = {"high": 3, "medium": 2, "low": 1}
+EXIT_GAPS = 3  # with --fail-on: evidence could not be read, so "no cause" proves nothing
 
 
 class ReportFormat(StrEnum):
@@ -73,7 +75,8 @@ def register(app: typer.Typer) -> None:
         fail_on: FailOn | None = typer.Option(
             None,
             "--fail-on",
-            help="Exit 1 when a (non-intentional) finding has this confidence or higher.",
+            help="Exit 1 when a (non-intentional) finding has this confidence or higher, "
+            "3 when no such finding but some evidence could not be read (no privileges...).",
         ),
         tz_name: str | None = typer.Option(
             None,
@@ -122,7 +125,14 @@ def register(app: typer.Typer) -> None:
         for s in report.sources:
             if not s.used and s.note:
                 err_console.print(f"[yellow]{s.path}[/]: not used: {s.note}", highlight=False)
+        for gap in report.gaps:
+            err_console.print(
+                Text.assemble(("could not read: ", "yellow"), gap.splitlines()[0]),
+                highlight=False,
+            )
         if fail_on is not None:
             level = LEVELS[fail_on.value]
             if any(LEVELS[f.confidence] >= level and not f.intentional for f in report.findings):
                 raise typer.Exit(1)
+            if report.gaps:
+                raise typer.Exit(EXIT_GAPS)

@@ -22,6 +22,7 @@ from auditor.firewall.model import Ruleset
 from auditor.limits.snapshot import HostState
 from auditor.models import Event
 from auditor.parsers.base import ParseContext
+from auditor.pipeline.citations import citer, manifest_of, rewrite, without_copy_lines
 from auditor.pipeline.evidence import read_host_state, read_rulesets
 from auditor.pipeline.logs import Window, events_of_inputs
 from auditor.sources.files import SourceError
@@ -29,6 +30,7 @@ from auditor.sources.scan import ScanStats
 from auditor.timeutil import parse_timezone
 
 LIVE_LOOKBACK = timedelta(hours=2)
+LIVE = "live host"
 
 
 class NothingToRead(SourceError):
@@ -92,14 +94,36 @@ def capture_time(inputs: Inputs) -> datetime | None:
     return inputs.snapshot_time("after") or inputs.snapshot_time("before")
 
 
+# Reasons the collector gives that are no gap: the thing is not there on this host.
+NOT_A_GAP = ("empty output", "not installed", "no running journal", "process gone",
+             "no such file")
+
+
+def gaps_of(inputs: Inputs) -> tuple[str, ...]:
+    """What the collector could not read, and why (from a collected bundle's manifest)."""
+    out: list[str] = []
+    for item in manifest_of(inputs).get("missing") or ():
+        if not isinstance(item, dict) or not item.get("what"):
+            continue
+        why = str(item.get("why") or "not read")
+        if not any(marker in why for marker in NOT_A_GAP):
+            out.append(f"{item['what']}: {why}")
+    return tuple(out)
+
+
 def diagnose_inputs(
     inputs: Inputs,
     query: Query | None = None,
     window: Window = Window(),
     tz: tzinfo | None = None,
     catalog: Catalog | None = None,
+    origin: str | None = None,
 ) -> Report:
-    """Everything ``auditor diagnose`` does with an opened input, short of printing."""
+    """Everything ``auditor diagnose`` does with an opened input, short of printing.
+
+    ``origin`` is the path the user named (None: the live host); evidence is cited
+    relative to it, never in the temporary folder an archive or the live host is read from.
+    """
     diagnosis = Diagnosis(query or Query(), catalog or load_default())
     for problem in inputs.problems:
         diagnosis.sources.append(
@@ -108,7 +132,7 @@ def diagnose_inputs(
     if not inputs.artifacts:
         reasons = "; ".join(p.reason for p in inputs.problems[:3])
         raise NothingToRead(
-            f"{inputs.root or 'input'}: nothing auditor can read was found"
+            f"{origin or inputs.root or 'input'}: nothing auditor can read was found"
             + (f" ({reasons})" if reasons else "")
         )
     zone = tz or input_zone(inputs)
@@ -116,7 +140,11 @@ def diagnose_inputs(
     diagnosis.feed(events_of_inputs(inputs, base, diagnosis.stats, diagnosis.sources, window))
     rulesets = read_rulesets(inputs, diagnosis.sources)
     state = read_host_state(inputs, diagnosis.sources)
-    return diagnosis.report(rulesets, state, now=capture_time(inputs), host=inputs.host)
+    report = diagnosis.report(rulesets, state, now=capture_time(inputs), host=inputs.host)
+    report = replace(report, input=origin or LIVE, gaps=gaps_of(inputs))
+    if origin is None:
+        report = without_copy_lines(report)
+    return rewrite(report, citer(inputs, origin, live=origin is None))
 
 
 def diagnose(
@@ -130,4 +158,4 @@ def diagnose(
 ) -> Report:
     """``auditor diagnose [PATH]``: the input at PATH, or the live host."""
     inputs = open_source(path, start, sample)
-    return diagnose_inputs(inputs, query, Window(start, end), tz, catalog)
+    return diagnose_inputs(inputs, query, Window(start, end), tz, catalog, origin=path)
