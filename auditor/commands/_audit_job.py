@@ -41,11 +41,11 @@ from auditor.sinks.elasticsearch import DeadLetter, EsSink, SendResult, make_cli
 from auditor.sinks.es_docs import DocBuilder, Window
 from auditor.sinks.es_templates import StreamNames
 from auditor.sinks.spool import Doc, Spool
+from auditor.sources.checkpoint import AuditState, FileState, load_checkpoint, save_checkpoint
 from auditor.sources.files import SourceError, read_head
 from auditor.sources.follow import ReadPlan, finished, plan_input, read_plan
 from auditor.sources.journal import JournalReader
 from auditor.sources.scan import ScanStats
-from auditor.sources.state import AuditState, FileState, load_state, save_state
 from auditor.timeutil import parse_duration, parse_timezone
 
 
@@ -195,12 +195,12 @@ def _run(
     report = AuditReport(dry_run=dry_run)
     now = datetime.now(UTC)
     cutoff = now - parse_duration(cfg.since) if cfg.since else None
-    prev = load_state(cfg.state)
+    prev = load_checkpoint(cfg.state)
     state = prev if prev is not None else AuditState(host=cfg.host)
     if prev is None:
         state.watermark = cutoff or now - timedelta(days=1)
         if not dry_run:
-            save_state(cfg.state, state)  # fixes the first window: re-runs give the same ids
+            save_checkpoint(cfg.state, state)  # fixes the first window: re-runs give the same ids
     window = Window(state.watermark, now)
     names = StreamNames(cfg.es.namespace)
     builder = DocBuilder(cfg.host, names)
@@ -305,7 +305,7 @@ def _run(
     if snap.ruleset_fingerprint:
         state.ruleset = snap.ruleset_fingerprint
     state.runs += 1
-    save_state(cfg.state, state)
+    save_checkpoint(cfg.state, state)
     return report
 
 

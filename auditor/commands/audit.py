@@ -18,7 +18,7 @@ from rich.console import Console
 
 from auditor.commands._common import clean_errors, err_console, fail
 from auditor.config import ConfigError, load_config
-from auditor.sources.state import StateError
+from auditor.sources.checkpoint import StateError
 
 if TYPE_CHECKING:  # the Elasticsearch client loads only when an audit runs
     from auditor.commands._audit_job import AuditReport
