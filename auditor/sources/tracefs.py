@@ -14,6 +14,7 @@ the numbers behind them differ between kernels.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -102,10 +103,8 @@ def unmount_private(where: str) -> None:
     libc = _libc()
     if libc.umount2(where.encode(), 0) != 0:
         libc.umount2(where.encode(), MNT_DETACH)
-    try:
+    with contextlib.suppress(OSError):
         os.rmdir(where)
-    except OSError:
-        pass
 
 
 def clean_stale(root: str) -> list[str]:
@@ -116,9 +115,12 @@ def clean_stale(root: str) -> list[str]:
     except OSError:
         names = []
     for name in names:
-        if name.startswith(INSTANCE_PREFIX) and is_stale(name):
-            if remove_instance(os.path.join(root, "instances", name)):
-                removed.append(name)
+        if (
+            name.startswith(INSTANCE_PREFIX)
+            and is_stale(name)
+            and remove_instance(os.path.join(root, "instances", name))
+        ):
+            removed.append(name)
     for where in tracefs_mounts():
         base = os.path.basename(where)
         if base.startswith(MOUNT_PREFIX) and is_stale(base):
@@ -184,16 +186,16 @@ class Instance:
                 os.mkdir(path)
             except OSError as exc:
                 why = lockdown_note() or exc.strerror or str(exc)
-                raise TracefsError(exc.errno or errno.EPERM, f"cannot make an instance: {why}")
+                raise TracefsError(
+                    exc.errno or errno.EPERM, f"cannot make an instance: {why}"
+                ) from exc
         except BaseException:
             if mounted:
                 unmount_private(mounted)
             raise
         inst = cls(root, path, mounted, stale)
-        try:
+        with contextlib.suppress(OSError):  # the default size of an instance is bounded too
             inst.write("buffer_size_kb", str(buffer_kb))
-        except OSError:
-            pass  # the default size of an instance is bounded too
         return inst
 
     def file(self, *parts: str) -> str:
@@ -241,10 +243,8 @@ class Instance:
 
     def close(self) -> bool:
         """Stop, remove the instance, unmount what was mounted; True when all is gone."""
-        try:
+        with contextlib.suppress(OSError):
             self.write("tracing_on", "0")
-        except OSError:
-            pass
         gone = remove_instance(self.path)
         if self.mounted:
             unmount_private(self.mounted)
