@@ -1,0 +1,43 @@
+"""The trace window of ``collect --trace`` / ``diagnose --trace``: rules, kernel trace, notes.
+
+Between the bundle's before and after counter snapshots, the rule counters are saved
+(``trace/rules-before/``, marked ``before`` in the manifest so that only the rules of
+the end of the window are traced) and the kernel's reset and drop reasons are recorded
+(:func:`auditor.sources.trace_record.record`). What could not be recorded becomes a
+``missing`` entry of the manifest, with why.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from auditor.bundle.collect import Collector
+from auditor.sources.trace_record import HEADER, RECORDS, TraceFilter, record
+
+
+def trace_window(
+    col: Collector,
+    seconds: float,
+    rule_commands: Sequence[tuple[tuple[str, ...], str]],
+    flt: TraceFilter | None = None,
+) -> dict[str, Any]:
+    """Save the rules, record ``seconds`` of kernel trace; the manifest's ``trace`` entry."""
+    for argv, rel in rule_commands:
+        col.run(argv, "trace/rules-before/" + os.path.basename(rel), note="before")
+    summary = record(col.root, seconds, flt)
+    for rel in (RECORDS, HEADER):
+        path = os.path.join(col.root, rel)
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        col.artifacts.append({"path": rel, "source": "tracefs", "note": "", "bytes": size})
+    for what, why in summary.not_recorded:
+        col.miss(what, why)
+    return {
+        "seconds": seconds,
+        "recorded": list(summary.recorded),
+        "seen": summary.seen,
+        "stored": summary.stored,
+        "lost": summary.lost,
+        "instance_removed": summary.removed,
+    }
