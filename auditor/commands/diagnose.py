@@ -60,10 +60,11 @@ EXAMPLES = """
   auditor diagnose bundle/ --port 8080 --client 203.0.113.7 --format json
   auditor diagnose bundle/ --format markdown > ticket.md
   auditor diagnose bundle/ --fail-on high            # exit 1 when a high-confidence cause is found
+  auditor diagnose --trace 10 --format json          # this host + 10 s of the kernel's reasons
 """
 
 
-def gather(path: str | None, since: datetime | None, sample: float) -> Any:
+def gather(path: str | None, since: datetime | None, sample: float, trace: float = 0.0) -> Any:
     """Inputs of a bundle/directory/sosreport/file, or of the live host."""
     from auditor.bundle import inputs as bundle_inputs
 
@@ -71,13 +72,14 @@ def gather(path: str | None, since: datetime | None, sample: float) -> Any:
         back = timedelta(hours=2)
         if since is not None:
             back = max(timedelta(0), datetime.now(UTC) - since)
-        return bundle_inputs.live_inputs(since=back, sample=sample)
+        return bundle_inputs.live_inputs(since=back, sample=sample, trace=trace)
     return bundle_inputs.open_input(path)
 
 
 def load_rulesets(inputs: Any, sources: list[SourceInfo]) -> list[Any]:
     rulesets: list[Any] = []
-    arts = [a for kind in RULE_KINDS for a in inputs.by_kind(kind)]
+    # Rules saved at the start of a trace window ("before") are not traced twice.
+    arts = [a for kind in RULE_KINDS for a in inputs.by_kind(kind) if a.phase != "before"]
     if not arts:
         return rulesets
     try:
@@ -158,10 +160,11 @@ def diagnose(
     end: datetime | None,
     rules_dir: str | None = None,
     sample: float = 0.0,
+    trace: float = 0.0,
 ) -> Report:
     """Everything ``auditor diagnose`` does short of printing."""
     catalog = load_catalog(rules_dir) if rules_dir else load_default()
-    inputs = gather(path, start, sample)
+    inputs = gather(path, start, sample, trace)
     tz = tz or _input_zone(inputs)
     sources: list[SourceInfo] = []
     for problem in getattr(inputs, "problems", ()):
@@ -222,6 +225,11 @@ def register(app: typer.Typer) -> None:
         sample: float = typer.Option(
             0.0, help="Live host: read counters twice, this many seconds apart."
         ),
+        trace: float = typer.Option(
+            0.0,
+            help="Live host: record the kernel's reset/drop reasons for this many seconds "
+            "(root) and use them as evidence.",
+        ),
     ) -> None:
         """Name the cause of connection resets, with evidence, confidence and remedy."""
         tz = timezone_option(tz_name)
@@ -229,9 +237,20 @@ def register(app: typer.Typer) -> None:
         end = instant_option(until, tz, "--until")
         if port is not None and not 0 < port < 65536:
             fail(f"--port {port} is not a TCP port")
+        if trace and path is not None:
+            fail("--trace records this host; record a bundle with `auditor collect --trace`")
+        if not 0 <= trace <= 3600:
+            fail("--trace: give seconds between 0 and 3600")
         try:
             report = diagnose(
-                path, Query(port, client), tz if tz_name else None, start, end, rules_dir, sample
+                path,
+                Query(port, client),
+                tz if tz_name else None,
+                start,
+                end,
+                rules_dir,
+                sample,
+                trace,
             )
         except CatalogError as exc:
             fail("cause catalog is invalid:\n" + str(exc))
