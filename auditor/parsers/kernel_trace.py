@@ -39,6 +39,7 @@ RESET_ACTIONS = {
     "TCP_STATE": "kernel-reset-state",
     "TCP_KEEPALIVE_TIMEOUT": "kernel-reset-keepalive-timeout",
     "TCP_DISCONNECT_WITH_DATA": "kernel-reset-disconnect-with-data",
+    "INVALID_SYN": "kernel-reset-invalid-syn",  # e.g. a full accept queue, abort_on_overflow=1
 }
 DROP_ACTIONS = {
     "NETFILTER_DROP": "kernel-drop-netfilter",
@@ -71,6 +72,8 @@ def _endpoint(text: str | None) -> tuple[str | None, int | None]:
         raise LineError(f"bad address {host[:60]!r}") from exc
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if ip.is_unspecified and port == "0":
+        return None, None  # the kernel did not know the peer (a reset from a listener)
     return str(ip), int(port)
 
 
