@@ -175,7 +175,9 @@ def diagnose(
     agg = Aggregator(watch=query.client).feed(events_of(inputs, tz, stats, sources, start, end))
     rulesets = load_rulesets(inputs, sources)
     state = load_host_state(inputs, sources)
-    report = correlate(agg, rulesets, state, query, catalog)
+    from auditor.bundle.trace import rule_moves
+
+    report = correlate(agg, rulesets, state, query, catalog, moved=rule_moves(inputs, rulesets))
     if report.host is None and getattr(inputs, "host", None):
         from dataclasses import replace
 
