@@ -70,6 +70,8 @@ def correlate(
     ):
         group, gfacts, only = extra
         pool = [c for c in catalog.causes if only is None or c.id == only]
+        if group.synthetic == "rule":  # a rule's counters speak of rule causes only
+            pool = [c for c in pool if any(s.kind == "rule" for s in c.evidence)]
         results.append((group, rank(pool, group, agg.context, view, gfacts)))
     findings: list[Finding] = []
     unexplained: list[Unexplained] = []
