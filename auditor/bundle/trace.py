@@ -9,6 +9,7 @@ the end of the window are traced) and the kernel's reset and drop reasons are re
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -62,6 +63,42 @@ def rule_moves(inputs: Any, rulesets: Sequence[Any]) -> dict[tuple[Any, ...], in
             return None
         for rule in all_rules([ruleset]):
             start[rule_key(rule)] = rule.packets or 0
-    return {
-        rule_key(r): (r.packets or 0) - start.get(rule_key(r), 0) for r in all_rules(rulesets)
-    }
+    return {rule_key(r): (r.packets or 0) - start.get(rule_key(r), 0) for r in all_rules(rulesets)}
+
+
+MAX_HEADER_BYTES = 1 << 20
+
+
+def header_notes(inputs: Any) -> list[tuple[str, bool, str]]:
+    """(path, recorded anything, note) of every trace header: the kernel, what was recorded,
+    what could not be and why, and what the ring buffer lost. A bad header is said, not used."""
+    out: list[tuple[str, bool, str]] = []
+    for art in inputs.by_kind("trace-header"):
+        try:
+            with open(art.path, encoding="utf-8", errors="replace") as fh:
+                doc = json.loads(fh.read(MAX_HEADER_BYTES))
+        except (OSError, ValueError) as exc:
+            out.append((art.path, False, f"trace header not readable: {exc}"))
+            continue
+        if not isinstance(doc, dict):
+            out.append((art.path, False, "trace header is not a JSON object"))
+            continue
+        points: list[Any] = _list(doc.get("tracepoints"))
+        recorded = [str(p.get("name")) for p in points if isinstance(p, dict) and p.get("recorded")]
+        missing: list[Any] = _list(doc.get("not_recorded"))
+        whys = [f"{m.get('what')}: {m.get('why')}" for m in missing[:10] if isinstance(m, dict)]
+        parts = [
+            f"kernel {str(doc.get('kernel'))[:80]}",
+            "recorded " + (", ".join(recorded) or "nothing"),
+        ]
+        if whys:
+            parts.append("not recorded: " + "; ".join(whys))
+        for key, label in (("lost", "lost by the ring buffer"), ("not_stored", "seen, not stored")):
+            if isinstance(doc.get(key), int) and doc[key] > 0:
+                parts.append(f"{doc[key]} events {label}")
+        out.append((art.path, bool(recorded), "; ".join(parts)))
+    return out
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -112,7 +112,7 @@ def load_host_state(inputs: Any, sources: list[SourceInfo]) -> Any:
     except Exception as exc:  # the report still explains what logs show
         sources.append(SourceInfo("(limits)", "state", False, note=str(exc)))
         return None
-    skip = {"manifest", *RULE_KINDS}
+    skip = {"manifest", "trace-header", *RULE_KINDS}
     sources.extend(
         SourceInfo(a.path, a.kind, True)
         for a in getattr(state, "sources", ())
@@ -171,12 +171,13 @@ def diagnose(
         sources.append(
             SourceInfo(str(problem.location), "unrecognised", False, note=problem.reason)
         )
+    from auditor.bundle.trace import header_notes, rule_moves
+
+    sources.extend(SourceInfo(p, "trace-header", ok, note=n) for p, ok, n in header_notes(inputs))
     stats: list[ScanStats] = []
     agg = Aggregator(watch=query.client).feed(events_of(inputs, tz, stats, sources, start, end))
     rulesets = load_rulesets(inputs, sources)
     state = load_host_state(inputs, sources)
-    from auditor.bundle.trace import rule_moves
-
     report = correlate(agg, rulesets, state, query, catalog, moved=rule_moves(inputs, rulesets))
     if report.host is None and getattr(inputs, "host", None):
         from dataclasses import replace
@@ -278,6 +279,8 @@ def register(app: typer.Typer) -> None:
         for s in report.sources:
             if not s.used and s.note:
                 err_console.print(f"[yellow]{s.path}[/]: not used: {s.note}", highlight=False)
+            elif s.kind == "trace-header" and "not recorded" in s.note:
+                err_console.print(f"[yellow]{s.path}[/]: {s.note}", highlight=False)
         if fail_on is not None:
             level = LEVELS[fail_on.value]
             if any(LEVELS[f.confidence] >= level and not f.intentional for f in report.findings):

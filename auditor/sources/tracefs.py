@@ -88,9 +88,7 @@ def _libc() -> ctypes.CDLL:
 def mount_private() -> str:
     """Mount tracefs on a new private directory; TracefsError when the kernel refuses."""
     where = tempfile.mkdtemp(prefix=f"{MOUNT_PREFIX}{own_tag()}-")
-    rc = _libc().mount(
-        b"nodev", where.encode(), b"tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, None
-    )
+    rc = _libc().mount(b"nodev", where.encode(), b"tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     if rc != 0:
         err = ctypes.get_errno()
         os.rmdir(where)
