@@ -128,7 +128,7 @@ class KernelTraceParser(LineParser):
     def parse(self, line: str, location: Location) -> Event | None:
         try:
             rec = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise LineError(f"not JSON: {exc}") from exc
         if not isinstance(rec, dict) or not isinstance(rec.get(RECORD_KEY), str):
             raise LineError('not a kernel trace record (no "kernel-trace" key)')
