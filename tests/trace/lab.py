@@ -32,8 +32,13 @@ while time.monotonic() < end:
         c, _ = s.accept()
     except socket.timeout:
         continue
-    if linger:
+    if linger:  # reads the request, then closes with SO_LINGER 0: nothing left unread
         import struct
+        c.settimeout(0.5)
+        try:
+            c.recv(4096)
+        except OSError:
+            pass
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     else:
         time.sleep(0.02)  # the request arrives, unread
