@@ -37,7 +37,8 @@ HEADER = "trace/header.json"
 RECORDS = "trace/kernel-trace.jsonl"
 RECORD_KEY = "kernel-trace"
 HEADER_KEY = "auditor-trace-header"
-BUFFER_KB = 2048  # per CPU
+BUFFER_KB = 2048  # per CPU, on hosts of up to 16 CPUs
+TOTAL_BUFFER_KB = 32768  # all CPUs together, on bigger hosts
 MAX_STORED = 50_000
 MAX_PIDS = 1024
 MAX_LINE = 4096
@@ -79,6 +80,11 @@ class TraceSummary:
     recorded: tuple[str, ...] = ()
     not_recorded: tuple[tuple[str, str], ...] = ()
     removed: bool = True
+
+
+def buffer_kb() -> int:
+    """The per-CPU ring buffer size: bounded per CPU and in total."""
+    return max(256, min(BUFFER_KB, TOTAL_BUFFER_KB // (os.cpu_count() or 1)))
 
 
 def in_task(flags: str, pid: int) -> bool:
@@ -246,7 +252,7 @@ def record(directory: str, seconds: float, flt: TraceFilter | None = None) -> Tr
         writer = _Writer(out, 0.0, frozenset(flt.ports))
         inst: tracefs.Instance | None = None
         try:
-            inst = tracefs.Instance.create(BUFFER_KB)
+            inst = tracefs.Instance.create(buffer_kb())
             doc.update(instance=os.path.basename(inst.path), removed_stale=inst.removed_stale)
             doc["clock"] = clock = inst.set_clock()
             writer.offset = _clock_offset(clock)
@@ -279,7 +285,7 @@ def record(directory: str, seconds: float, flt: TraceFilter | None = None) -> Tr
         tracepoints=points,
         not_recorded=[{"what": w, "why": y} for w, y in missing],
         filter={"ports": list(flt.ports)},
-        buffer_size_kb=BUFFER_KB,
+        buffer_size_kb=buffer_kb(),
         seen=writer.seen,
         stored=writer.stored,
         not_stored=writer.seen - writer.stored,
