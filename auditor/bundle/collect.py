@@ -174,13 +174,23 @@ def collect_dir(
     sample: float = 10.0,
     logs: bool = True,
     rules: bool = True,
+    trace: float = 0.0,
 ) -> dict[str, Any]:
-    """Collect into the directory ``dest``; returns the manifest (also written as manifest.json)."""
+    """Collect into the directory ``dest``; returns the manifest (also written as manifest.json).
+
+    With ``trace`` seconds, the counter window is a kernel trace window instead of a sleep
+    (see :mod:`auditor.bundle.trace`)."""
     os.makedirs(dest, exist_ok=True)
     col = Collector(dest)
     started = datetime.now(UTC)
     times: dict[str, str] = {}
-    if sample > 0:
+    traced: dict[str, Any] | None = None
+    if trace > 0:
+        from auditor.bundle.trace import trace_window
+
+        times["before"] = snapshot_counters(col, "before").isoformat()
+        traced = trace_window(col, trace, RULE_COMMANDS if rules else ())
+    elif sample > 0:
         times["before"] = snapshot_counters(col, "before").isoformat()
         time.sleep(sample)
     times["after"] = snapshot_counters(col, "after").isoformat()
@@ -223,6 +233,7 @@ def collect_dir(
         "since_seconds": since.total_seconds(),
         "sample_seconds": sample,
         "snapshots": times,
+        **({"trace": traced} if traced is not None else {}),
         "artifacts": col.artifacts,
         "missing": col.missing,
     }
@@ -232,13 +243,13 @@ def collect_dir(
 
 
 def collect(
-    output: str, since: timedelta = timedelta(hours=2), sample: float = 10.0
+    output: str, since: timedelta = timedelta(hours=2), sample: float = 10.0, trace: float = 0.0
 ) -> dict[str, Any]:
     """Collect into the archive ``output`` (.tar.gz); returns the manifest."""
     work = tempfile.mkdtemp(prefix="auditor-collect-")
     try:
         top = "auditor-bundle-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        manifest = collect_dir(os.path.join(work, top), since, sample)
+        manifest = collect_dir(os.path.join(work, top), since, sample, trace=trace)
         tmp_out = output + ".part"
         with tarfile.open(tmp_out, "w:gz") as tar:
             tar.add(os.path.join(work, top), arcname=top)

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from auditor.bundle.trace import rule_moves
 from auditor.commands._audit_snapshot import HostSnapshot, read_host, snapshot_body
 from auditor.config import AuditConfig, InputConfig
 from auditor.correlate.scoring import Query
@@ -272,7 +273,9 @@ def _run(
             except SourceError as exc:
                 report.problems.append(str(exc))
 
-    diagnosed = diagnosis.report(snap.rulesets, snap.host_state, now=snap.captured or now)
+    moved = rule_moves(snap.inputs, snap.rulesets) if snap.inputs is not None else None
+    diagnosed = diagnosis.report(snap.rulesets, snap.host_state, now=snap.captured or now,
+                                 moved=moved)
     if cfg.source is not None:
         # A capture covers its own span: findings and snapshot are dated by it, so that
         # auditing the same capture again ships nothing new (same ids).

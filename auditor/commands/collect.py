@@ -18,6 +18,7 @@ EXAMPLES = """
 
   auditor collect                              # ./auditor-HOST-TIME.tar.gz, last 2h, 10 s sample
   auditor collect -o /tmp/incident.tar.gz --since 6h --sample 30
+  auditor collect --trace 10                   # + the kernel's own reset reasons, 10 s
   auditor limits --from /tmp/incident.tar.gz   # analyse it here or on another machine
 """
 
@@ -37,6 +38,11 @@ def register(app: typer.Typer) -> None:
             10.0,
             help="Seconds between the two counter snapshots (0: one snapshot, totals since boot).",
         ),
+        trace: float = typer.Option(
+            0.0,
+            help="Record the kernel's reset/drop reasons for this many seconds (root; "
+            "replaces --sample as the counter window).",
+        ),
     ) -> None:
         """Snapshot this host into one archive, read-only, for diagnose elsewhere.
 
@@ -49,6 +55,8 @@ def register(app: typer.Typer) -> None:
             fail(f"--since: cannot read {since!r} (use e.g. 30m, 2h, 1d)")
         if sample < 0 or sample > 3600:
             fail("--sample: give seconds between 0 and 3600")
+        if trace < 0 or trace > 3600:
+            fail("--trace: give seconds between 0 and 3600")
         if output is None:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             output = f"auditor-{socket.gethostname()}-{stamp}.tar.gz"
@@ -56,9 +64,11 @@ def register(app: typer.Typer) -> None:
         if not os.path.isdir(parent):
             fail(f"{output}: directory {parent} does not exist")
         console = Console(stderr=True, highlight=False)
-        if sample:
+        if trace:
+            console.print(f"recording the kernel's reset reasons for {trace:g} s ...")
+        elif sample:
             console.print(f"sampling counters for {sample:g} s ...")
-        manifest = collect(output, window, sample)
+        manifest = collect(output, window, sample, trace)
         console.print(
             f"[bold]{output}[/]: {len(manifest['artifacts'])} artifacts, "
             f"{len(manifest['missing'])} not collected"

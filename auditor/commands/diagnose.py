@@ -51,6 +51,7 @@ EXAMPLES = """
   auditor diagnose bundle/ --port 8080 --client 203.0.113.7 --format json
   auditor diagnose bundle/ --format markdown > ticket.md
   auditor diagnose bundle/ --fail-on high            # exit 1 when a high-confidence cause is found
+  auditor diagnose --trace 10 --format json          # this host + 10 s of the kernel's reasons
 """
 
 
@@ -89,6 +90,11 @@ def register(app: typer.Typer) -> None:
         sample: float = typer.Option(
             0.0, help="Live host: read counters twice, this many seconds apart."
         ),
+        trace: float = typer.Option(
+            0.0,
+            help="Live host: record the kernel's reset/drop reasons for this many seconds "
+            "(root) and use them as evidence.",
+        ),
     ) -> None:
         """Name the cause of connection resets, with evidence, confidence and remedy."""
         tz = timezone_option(tz_name)
@@ -96,10 +102,21 @@ def register(app: typer.Typer) -> None:
         end = instant_option(until, tz, "--until")
         if port is not None and not 0 < port < 65536:
             fail(f"--port {port} is not a TCP port")
+        if trace and path is not None:
+            fail("--trace records this host; record a bundle with `auditor collect --trace`")
+        if not 0 <= trace <= 3600:
+            fail("--trace: give seconds between 0 and 3600")
         try:
             catalog = load_catalog(rules_dir) if rules_dir else load_default()
             report = diagnose(
-                path, Query(port, client), tz if tz_name else None, start, end, catalog, sample
+                path,
+                Query(port, client),
+                tz if tz_name else None,
+                start,
+                end,
+                catalog,
+                sample,
+                trace,
             )
         except CatalogError as exc:
             fail("cause catalog is invalid:\n" + str(exc))
@@ -125,6 +142,8 @@ def register(app: typer.Typer) -> None:
         for s in report.sources:
             if not s.used and s.note:
                 err_console.print(f"[yellow]{s.path}[/]: not used: {s.note}", highlight=False)
+            elif s.kind == "trace-header" and "not recorded" in s.note:
+                err_console.print(f"[yellow]{s.path}[/]: {s.note}", highlight=False)
         for gap in report.gaps:
             err_console.print(
                 Text.assemble(("could not read: ", "yellow"), gap.splitlines()[0]),

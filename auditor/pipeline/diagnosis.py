@@ -8,11 +8,13 @@ host's rules and limits, counters since the previous run) both end in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from auditor.bundle.inputs import Inputs, live_inputs, open_input
+from auditor.bundle.trace import header_notes, rule_moves
 from auditor.correlate.catalog import Catalog, load_default
 from auditor.correlate.engine import correlate
 from auditor.correlate.grouping import Aggregator
@@ -62,10 +64,14 @@ class Diagnosis:
         state: HostState | None,
         now: datetime | None = None,
         host: str | None = None,
+        moved: Mapping[tuple[Any, ...], int] | None = None,
     ) -> Report:
         """Correlate what was fed with the rule sets and host facts; ``now`` dates
-        findings that only counters show (the capture time for a bundle)."""
-        report = correlate(self.aggregator, rulesets, state, self.query, self.catalog, now=now)
+        findings that only counters show (the capture time for a bundle); ``moved`` are
+        the rule counters that moved in a trace window, when one was recorded."""
+        report = correlate(
+            self.aggregator, rulesets, state, self.query, self.catalog, now=now, moved=moved
+        )
         if report.host is None and host:
             report = replace(report, host=host)
         return report.with_sources(tuple(self.sources))
@@ -79,14 +85,17 @@ def input_zone(inputs: Inputs) -> tzinfo:
         return parse_timezone(None)
 
 
-def open_source(path: str | None, start: datetime | None, sample: float) -> Inputs:
-    """The input at ``path``, or the live host collected into a private bundle."""
+def open_source(
+    path: str | None, start: datetime | None, sample: float, trace: float = 0.0
+) -> Inputs:
+    """The input at ``path``, or the live host collected into a private bundle (with a
+    kernel trace of ``trace`` seconds instead of a counter sample, when asked)."""
     if path is not None:
         return open_input(path)
     back = LIVE_LOOKBACK
     if start is not None:
         back = max(timedelta(0), datetime.now(UTC) - start)
-    return live_inputs(since=back, sample=sample)
+    return live_inputs(since=back, sample=sample, trace=trace)
 
 
 def capture_time(inputs: Inputs) -> datetime | None:
@@ -135,12 +144,18 @@ def diagnose_inputs(
             f"{origin or inputs.root or 'input'}: nothing auditor can read was found"
             + (f" ({reasons})" if reasons else "")
         )
+    diagnosis.sources.extend(
+        SourceInfo(p, "trace-header", ok, note=n) for p, ok, n in header_notes(inputs)
+    )
     zone = tz or input_zone(inputs)
     base = ParseContext(timezone=zone, boot_time=inputs.boot_time, host_name=inputs.host)
     diagnosis.feed(events_of_inputs(inputs, base, diagnosis.stats, diagnosis.sources, window))
     rulesets = read_rulesets(inputs, diagnosis.sources)
     state = read_host_state(inputs, diagnosis.sources)
-    report = diagnosis.report(rulesets, state, now=capture_time(inputs), host=inputs.host)
+    report = diagnosis.report(
+        rulesets, state, now=capture_time(inputs), host=inputs.host,
+        moved=rule_moves(inputs, rulesets),
+    )
     report = replace(report, input=origin or LIVE, gaps=gaps_of(inputs))
     if origin is None:
         report = without_copy_lines(report)
@@ -155,7 +170,8 @@ def diagnose(
     end: datetime | None = None,
     catalog: Catalog | None = None,
     sample: float = 0.0,
+    trace: float = 0.0,
 ) -> Report:
     """``auditor diagnose [PATH]``: the input at PATH, or the live host."""
-    inputs = open_source(path, start, sample)
+    inputs = open_source(path, start, sample, trace)
     return diagnose_inputs(inputs, query, Window(start, end), tz, catalog, origin=path)

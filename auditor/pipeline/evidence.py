@@ -25,7 +25,7 @@ from auditor.limits.snapshot import HostState, load_state
 from auditor.sources.files import SourceError
 
 RULE_KINDS = ("iptables-save", "ip6tables-save", "nft-json")
-HOST_KINDS_SKIPPED = frozenset({"manifest", "ipset", *RULE_KINDS})
+HOST_KINDS_SKIPPED = frozenset({"manifest", "ipset", "trace-header", *RULE_KINDS})
 
 
 def _backend(art: Artifact) -> str:
@@ -52,7 +52,8 @@ def read_ipsets(inputs: Inputs, sources: list[SourceInfo]) -> IpSets | None:
 
 def read_rulesets(inputs: Inputs, sources: list[SourceInfo]) -> list[Ruleset]:
     """Every firewall rule set of every backend the input holds; each file noted in sources."""
-    arts = [a for kind in RULE_KINDS for a in inputs.by_kind(kind)]
+    # Rules saved at the start of a trace window ("before") are not traced twice.
+    arts = [a for kind in RULE_KINDS for a in inputs.by_kind(kind) if a.phase != "before"]
     if not arts:
         return []
     ipsets = read_ipsets(inputs, sources)
