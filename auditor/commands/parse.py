@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
@@ -22,7 +24,9 @@ from auditor.commands._common import (
     timezone_option,
 )
 from auditor.models import Event
-from auditor.parsers import detect, registry
+from auditor.nginx.access_format import FormatLookupError, format_for_log
+from auditor.nginx.logformat import STOCK_FORMATS
+from auditor.parsers import FALLBACK, detect, registry, why_unrecognised
 from auditor.parsers.base import LineParser, ParseContext
 from auditor.sinks.events import write_json, write_ndjson, write_table
 from auditor.sources.files import SourceError, read_head, walk
@@ -43,6 +47,8 @@ EXAMPLES = """
   auditor parse /var/log/kern.log
   auditor parse /var/log/nginx/ --format ndjson > events.ndjson
   auditor parse access.log.2.gz --type nginx-access --nginx-config /etc/nginx/nginx.conf
+  auditor parse access.log --log-format main
+  docker logs web 2>&1 > web.log && auditor parse web.log
   auditor parse syslog --since 2026-11-24T09:00 --until 2026-11-24T10:00 --timezone Europe/Berlin
   journalctl -k -o json > k.json && auditor parse k.json
 """
@@ -55,18 +61,63 @@ def parser_for(path: Path, type_name: str) -> type[LineParser] | None:
     return detect(read_head(path))
 
 
-def file_context(path: Path, base: ParseContext) -> ParseContext:
+# Parsers that read access-log lines, and so take a log_format.
+_ACCESS_READERS = ("nginx-access", "mixed")
+
+
+def file_context(
+    path: Path, base: ParseContext, cls: type[LineParser] | None = None,
+    nginx_config: Path | None = None, notes: list[str] | None = None,
+) -> ParseContext:
+    """The context for one file: its mtime, and the access-log format found for it."""
     try:
         mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except OSError:
         mtime = base.reference_time
+    options = base.options
+    if cls is not None and cls.name in _ACCESS_READERS:
+        options = access_options(path, options, nginx_config, notes)
     return ParseContext(
         timezone=base.timezone,
         reference_time=mtime,
         boot_time=base.boot_time,
         host_name=base.host_name,
-        options=base.options,
+        options=options,
     )
+
+
+def access_options(
+    path: Path, options: dict[str, Any], nginx_config: Path | None, notes: list[str] | None
+) -> dict[str, Any]:
+    """``options`` with the log_format of the access log at ``path``: a format string or a
+    stock name given stays; a name, or none, is looked up in ``nginx_config`` or in a
+    configuration found beside the log."""
+    given = options.get("log_format")
+    if given and ("$" in str(given) or str(given).strip() in STOCK_FORMATS):
+        return options
+    try:
+        found = format_for_log(path, nginx_config, str(given) if given else None)
+    except FormatLookupError as exc:
+        if nginx_config is not None or given:
+            raise SourceError(str(exc)) from None
+        if notes is not None:
+            notes.append(f"nginx configuration beside the log not used: {exc}")
+        return options
+    if found is None:
+        if given:
+            raise SourceError(f"{path}: no nginx configuration declares log_format {given!r}")
+        return options
+    if notes is not None:
+        notes.append(f"log_format from {found.origin}")
+    return {**options, "log_format": found.format, "log_format_escape": found.escape}
+
+
+@dataclass
+class FileNotes:
+    """What the summary says of one file beyond its counts."""
+
+    routes: dict[str, int] = field(default_factory=dict)  # kind -> lines handed to it
+    notes: list[str] = field(default_factory=list)
 
 
 def iter_events(
@@ -76,22 +127,35 @@ def iter_events(
     stats_out: list[ScanStats],
     progress: Callable[[int], None] | None = None,
     every_line: bool = False,
+    nginx_config: Path | None = None,
+    notes_out: dict[str, FileNotes] | None = None,
 ) -> Iterator[Event]:
-    """Events of every file under ``paths``; one ScanStats per file is appended to stats_out."""
+    """Events of every file under ``paths``; one ScanStats per file is appended to stats_out.
+
+    A file of no recognised kind is still read, line by line, by the routing parser
+    (relevant-looking lines it cannot read are counted), with a note saying why.
+    """
     for path in walk(paths):
         if not path.exists():
             raise SourceError(f"{path}: no such file or directory")
+        info = FileNotes()
+        if notes_out is not None:
+            notes_out[str(path)] = info
         cls = parser_for(path, type_name)
         if cls is None:
-            stats_out.append(ScanStats(str(path), "(none)"))
-            continue
+            info.notes.append(f"kind not recognised: {why_unrecognised(read_head(path))}")
+            cls = registry()[FALLBACK]
         stats = ScanStats(str(path), cls.name)
         stats_out.append(stats)
-        parser = cls(file_context(path, base), str(path))
+        parser = cls(file_context(path, base, cls, nginx_config, info.notes), str(path))
         yield from scan(str(path), parser, stats, progress, every_line)
+        info.routes.update(parser.routes())
 
 
-def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
+def summary_doc(
+    stats: list[ScanStats], notes: dict[str, FileNotes] | None = None
+) -> dict[str, Any]:
+    notes = notes or {}
     return {
         "files": [
             {
@@ -102,6 +166,8 @@ def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
                 "candidates": s.candidates,
                 "events": s.events,
                 "not_understood": s.not_understood,
+                "routed": notes.get(s.path, FileNotes()).routes,
+                "notes": notes.get(s.path, FileNotes()).notes,
                 "issues": [
                     {"line": i.location.line, "reason": i.reason, "text": i.text}
                     for i in s.issues[:20]
@@ -115,23 +181,31 @@ def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
     }
 
 
-def print_summary(stats: list[ScanStats], console: Console) -> None:
+def print_summary(
+    stats: list[ScanStats], console: Console, notes: dict[str, FileNotes] | None = None
+) -> None:
+    notes = notes or {}
     table = Table(title="summary", header_style="bold")
-    for col in ("file", "parser", "lines", "events", "not understood"):
-        table.add_column(
-            col, justify="right" if col in ("lines", "events", "not understood") else "left"
-        )
+    numeric = ("lines", "events", "not understood")
+    for col in ("file", "parser", "routed to", *numeric):
+        table.add_column(col, justify="right" if col in numeric else "left")
     for s in stats:
-        note = "" if s.parser != "(none)" else " (kind not recognised: use --type)"
-        table.add_row(s.path + note, s.parser, str(s.lines), str(s.events), str(s.not_understood))
+        routes = notes.get(s.path, FileNotes()).routes
+        routed = ", ".join(f"{kind} {n}" for kind, n in routes.items())
+        table.add_row(escape(s.path), s.parser, routed, str(s.lines), str(s.events),
+                      str(s.not_understood))
     console.print(table)
     for s in stats:
+        for note in notes.get(s.path, FileNotes()).notes:
+            console.print(f"[dim]{escape(s.path)}: {escape(note)}[/]")
         for issue in s.issues[:5]:
             console.print(
-                f"[yellow]{issue.location}[/] {issue.reason}: [dim]{issue.text[:100]!r}[/]"
+                f"[yellow]{escape(str(issue.location))}[/] {escape(issue.reason)}: "
+                f"[dim]{escape(repr(issue.text[:100]))}[/]"
             )
         if s.not_understood > 5:
-            console.print(f"[dim]{s.path}: {s.not_understood - 5} more lines not understood[/]")
+            more = s.not_understood - 5
+            console.print(f"[dim]{escape(s.path)}: {more} more lines not understood[/]")
 
 
 def register(app: typer.Typer) -> None:
@@ -160,10 +234,14 @@ def register(app: typer.Typer) -> None:
             None, "--boot-time", help="Boot time, to place dmesg's seconds-since-boot (ISO time)."
         ),
         log_format: str | None = typer.Option(
-            None, help="nginx log_format string of the access log."
+            None,
+            help="The access log's format: a log_format string, 'combined', 'main', or a "
+            "format name declared in the nginx configuration.",
         ),
         nginx_config: str | None = typer.Option(
-            None, help="nginx.conf or 'nginx -T' output to take log_format from."
+            None,
+            help="nginx.conf or 'nginx -T' output to take log_format from (default: one "
+            "found beside the log: nginx-T.txt, nginx.conf).",
         ),
         every_line: bool = typer.Option(
             False,
@@ -182,8 +260,8 @@ def register(app: typer.Typer) -> None:
         options: dict[str, Any] = {}
         if log_format:
             options["log_format"] = log_format
-        if nginx_config:
-            options["nginx_config"] = nginx_config
+        config = Path(nginx_config) if nginx_config else None
+        notes: dict[str, FileNotes] = {}
         ctx = ParseContext(
             timezone=tz, boot_time=instant_option(boot_time, tz, "--boot-time"), options=options
         )
@@ -205,7 +283,7 @@ def register(app: typer.Typer) -> None:
             progress.advance(task, n)
 
         def selected() -> Iterator[Event]:
-            for event in iter_events(paths, type_, ctx, stats, advance, every_line):
+            for event in iter_events(paths, type_, ctx, stats, advance, every_line, config, notes):
                 if start is not None and event.timestamp < start:
                     continue
                 if end is not None and event.timestamp >= end:
@@ -217,12 +295,12 @@ def register(app: typer.Typer) -> None:
             if fmt is OutputFormat.ndjson:
                 write_ndjson(selected(), out)
             elif fmt is OutputFormat.json:
-                write_json(selected(), out, lambda: summary_doc(stats))
+                write_json(selected(), out, lambda: summary_doc(stats, notes))
             else:
                 write_table(selected(), Console(), limit)
         if fmt is OutputFormat.table:
-            print_summary(stats, Console())
+            print_summary(stats, Console(), notes)
         elif fmt is OutputFormat.ndjson:
-            print_summary(stats, err_console)
+            print_summary(stats, err_console, notes)
         if strict and any(s.not_understood for s in stats):
             raise typer.Exit(1)

@@ -35,6 +35,10 @@ def registry() -> dict[str, type[LineParser]]:
     return dict(sorted(found.items()))
 
 
+#: How a file of no recognised kind is read: line by line, each to the parser that reads it.
+FALLBACK = "mixed"
+
+
 def detect(head: Sequence[str]) -> type[LineParser] | None:
     """The parser most sure of ``head``, or None when none is at least 30% sure."""
     best: tuple[float, type[LineParser] | None] = (0.3, None)
@@ -43,3 +47,15 @@ def detect(head: Sequence[str]) -> type[LineParser] | None:
         if score > best[0]:
             best = (score, cls)
     return best[1]
+
+
+def why_unrecognised(head: Sequence[str]) -> str:
+    """Why :func:`detect` found no kind for a file starting with ``head``, and what to do."""
+    lines = [line for line in head if line.strip()]
+    if not lines:
+        return "its first lines are empty"
+    return (
+        f"none of its first {len(lines)} lines fit a known framing (syslog, journal, dmesg, "
+        "nginx error, nginx access combined/main/JSON); force one with --type KIND, or give "
+        "an access log's format with --log-format or --nginx-config"
+    )
