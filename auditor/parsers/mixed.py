@@ -59,7 +59,7 @@ class MixedParser(LineParser):
     @classmethod
     def sniff(cls, head: Sequence[str]) -> float:
         probe = cls(ParseContext(), "-")
-        kinds: set[str] = set()
+        kinds: dict[str, int] = {}
         lines = 0
         for line in head:
             if not line.strip():
@@ -70,12 +70,11 @@ class MixedParser(LineParser):
             except LineError:
                 continue
             if kind:
-                kinds.add(kind)
-        if not lines:
-            return 0.0
-        # Two kinds in one file, or lines no single-kind parser reads (docker's wrappers,
-        # nginx lines in a journal's or syslog's framing).
-        return 0.96 if len(kinds) > 1 or probe._unwrapped else 0.0
+                kinds[kind] = kinds.get(kind, 0) + 1
+        # Two kinds in one file (a stray line does not make a kind), or lines no single-kind
+        # parser reads (docker's wrappers, nginx lines in a journal's or syslog's framing).
+        several = sum(1 for n in kinds.values() if n > 1) > 1
+        return 0.96 if lines and (several or probe._unwrapped) else 0.0
 
     def routes(self) -> Mapping[str, int]:
         return dict(sorted(self._routed.items()))
