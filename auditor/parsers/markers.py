@@ -2,7 +2,8 @@
 
 A line holding one of them (a reset-relevant errno ``(111: ``, a packet log's
 ``SRC= DST=`` or ``IN= OUT=``, ``Killed process``, ``oom-kill:``, an access-log
-status 444, 499 or 5xx after the quoted request) must give an event or be
+status auditor reads (444, 499, 502, 503, 504) after the quoted request; other
+5xx such as 500 are the application's errors, not lost connections) must give an event or be
 counted as not understood: :func:`marker` names the mark, so that a parser (or
 the router of :mod:`auditor.parsers.mixed`) can say what it failed to read
 instead of dropping the line.
@@ -12,16 +13,20 @@ from __future__ import annotations
 
 import re
 
+from auditor.nginx.logformat import STATUS_ACTIONS
 from auditor.parsers.nginx_error import RELEVANT_ERRNOS
+
+_STATUSES = "|".join(str(code) for code in sorted(STATUS_ACTIONS))
 
 _MARK = re.compile(
     r"\((\d{1,4}): [^)]|\bSRC=\S+ DST=|\bIN=\S* OUT=|Killed process|oom-kill:"
-    r'|" (444|499|5\d\d) (?:\d|-)'
+    rf'|" ({_STATUSES}) (?:\d|-)'
 )
 #: Substrings of every marked line (a scanner's needles).
 NEEDLES: tuple[bytes, ...] = (
     *(f"({n}: ".encode() for n in sorted(RELEVANT_ERRNOS)),
-    b"SRC=", b"IN=", b"Killed process", b"oom-kill:", b'" 444 ', b'" 499 ', b'" 5',
+    b"SRC=", b"IN=", b"Killed process", b"oom-kill:",
+    *(f'" {code} '.encode() for code in sorted(STATUS_ACTIONS)),
 )
 
 

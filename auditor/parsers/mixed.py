@@ -97,7 +97,7 @@ class MixedParser(LineParser):
         except LineError:
             return "", text
         if frame is None:
-            return "", ""  # a journal separator
+            return "", text  # a journal separator
         if frame.data is None:
             msg = frame.message
             kind = "nginx-error" if _NGINX_ERROR.match(msg) else ""
@@ -116,21 +116,16 @@ class MixedParser(LineParser):
 
     def parse(self, line: str, location: Location) -> Event | None:
         kind, text = self.route(line)
-        if not kind:
-            mark = marker(text)
-            if mark is not None:
-                raise LineError(f"relevant-looking line ({mark}) of no known kind")
-            return None
-        self._routed[kind] = self._routed.get(kind, 0) + 1
-        if kind == "nginx-error":
-            return self.error.parse(text, location)
-        if kind == "nginx-access":
-            return self.access.parse(text, location)
-        event = self.kernel.parse(text, location)
+        event = None
+        if kind:
+            self._routed[kind] = self._routed.get(kind, 0) + 1
+            parser = {"nginx-error": self.error, "nginx-access": self.access}.get(kind, self.kernel)
+            event = parser.parse(text, location)
         if event is None:
-            mark = marker(text)
+            mark = marker(line)
             if mark is not None:
-                raise LineError(f"relevant-looking line ({mark}) no parser reads")
+                where = f"that the {kind} parser does not read" if kind else "of no known kind"
+                raise LineError(f"relevant-looking line ({mark}) {where}")
         return event
 
 
