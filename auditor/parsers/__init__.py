@@ -13,7 +13,7 @@ from functools import cache
 
 from auditor.parsers.base import LineParser
 
-_NOT_PARSERS = {"base"}
+_NOT_PARSERS = {"base", "census"}
 
 
 @cache
