@@ -116,7 +116,7 @@ def access_options(
 class FileNotes:
     """What the summary says of one file beyond its counts."""
 
-    routes: dict[str, int] = field(default_factory=dict)  # kind -> lines handed to it
+    routes: dict[str, int] = field(default_factory=dict)  # kind -> candidate lines handed to it
     notes: list[str] = field(default_factory=list)
 
 
