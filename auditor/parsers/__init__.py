@@ -51,11 +51,19 @@ def detect(head: Sequence[str]) -> type[LineParser] | None:
 
 def why_unrecognised(head: Sequence[str]) -> str:
     """Why :func:`detect` found no kind for a file starting with ``head``, and what to do."""
+    from auditor.parsers.nginx_access import looks_like_access
+    from auditor.parsers.nginx_error import looks_like_error
+    from auditor.parsers.syslog_frame import sniff_framing
+
     lines = [line for line in head if line.strip()]
     if not lines:
         return "its first lines are empty"
+    framed, _ = sniff_framing(lines)
+    errors = sum(1 for line in lines if looks_like_error(line))
+    access = sum(1 for line in lines if looks_like_access(line))
     return (
-        f"none of its first {len(lines)} lines fit a known framing (syslog, journal, dmesg, "
-        "nginx error, nginx access combined/main/JSON); force one with --type KIND, or give "
-        "an access log's format with --log-format or --nginx-config"
+        f"of its first {len(lines)} lines, {framed} fit a syslog/journal/dmesg framing, "
+        f"{errors} are nginx error lines and {access} nginx access lines (combined, main or "
+        "JSON): too few for any kind; force one with --type KIND, or give an access log's "
+        "format with --log-format or --nginx-config"
     )

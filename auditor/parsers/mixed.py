@@ -27,11 +27,10 @@ from auditor.parsers.base import LineError, LineParser, ParseContext
 from auditor.parsers.kernel import KernelParser
 from auditor.parsers.markers import NEEDLES, marker
 from auditor.parsers.nginx_access import NginxAccessParser, looks_like_access
-from auditor.parsers.nginx_error import NginxErrorParser
+from auditor.parsers.nginx_error import NginxErrorParser, looks_like_error
 from auditor.parsers.syslog_frame import Framer
 
 _DOCKER_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
-_NGINX_ERROR = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: ")
 _KERNEL = "kernel"
 
 
@@ -88,7 +87,7 @@ class MixedParser(LineParser):
         elif _DOCKER_STAMP.match(text):
             text = text[31:]
             self._unwrapped += 1
-        if _NGINX_ERROR.match(text):
+        if looks_like_error(text):
             return "nginx-error", text
         if self._is_access(text):
             return "nginx-access", text
@@ -100,7 +99,7 @@ class MixedParser(LineParser):
             return "", text  # a journal separator
         if frame.data is None:
             msg = frame.message
-            kind = "nginx-error" if _NGINX_ERROR.match(msg) else ""
+            kind = "nginx-error" if looks_like_error(msg) else ""
             if kind or self._is_access(msg):
                 self._unwrapped += 1
                 return kind or "nginx-access", msg

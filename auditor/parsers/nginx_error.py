@@ -69,6 +69,11 @@ _LIFECYCLE_TYPE = {
 _CONTEXT_TYPE = {**_LIFECYCLE_TYPE, "nginx-limit-req-delay": ("connection", "info")}
 
 
+def looks_like_error(line: str) -> bool:
+    """Whether ``line`` starts as an nginx error log line does."""
+    return _HEAD.match(line) is not None
+
+
 def split_request(request: str) -> tuple[str | None, str | None, str | None]:
     """``GET /x HTTP/1.1`` -> (method, url, version); (None, None, None) when not a request line."""
     m = _REQUEST.match(request)
@@ -228,7 +233,7 @@ class NginxErrorParser(LineParser):
         lines = [line for line in head if line.strip()]
         if not lines:
             return 0.0
-        hits = sum(1 for line in lines if _HEAD.match(line))
+        hits = sum(1 for line in lines if looks_like_error(line))
         return 0.95 * hits / len(lines)
 
     def parse(self, line: str, location: Location) -> Event | None:
