@@ -24,8 +24,7 @@ from auditor.commands._common import (
     timezone_option,
 )
 from auditor.models import Event
-from auditor.nginx.access_format import FormatLookupError, format_for_log
-from auditor.nginx.logformat import STOCK_FORMATS
+from auditor.nginx.access_format import FormatLookupError, log_format_options
 from auditor.parsers import FALLBACK, detect, registry, why_unrecognised
 from auditor.parsers.base import LineParser, ParseContext
 from auditor.sinks.events import write_json, write_ndjson, write_table
@@ -76,7 +75,12 @@ def file_context(
         mtime = base.reference_time
     options = base.options
     if cls is not None and cls.name in _ACCESS_READERS:
-        options = access_options(path, options, nginx_config, notes)
+        try:
+            options, note = log_format_options(path, options, nginx_config)
+        except FormatLookupError as exc:
+            raise SourceError(str(exc)) from None
+        if note and notes is not None:
+            notes.append(note)
     return ParseContext(
         timezone=base.timezone,
         reference_time=mtime,
@@ -84,32 +88,6 @@ def file_context(
         host_name=base.host_name,
         options=options,
     )
-
-
-def access_options(
-    path: Path, options: dict[str, Any], nginx_config: Path | None, notes: list[str] | None
-) -> dict[str, Any]:
-    """``options`` with the log_format of the access log at ``path``: a format string or a
-    stock name given stays; a name, or none, is looked up in ``nginx_config`` or in a
-    configuration found beside the log."""
-    given = options.get("log_format")
-    if given and ("$" in str(given) or str(given).strip() in STOCK_FORMATS):
-        return options
-    try:
-        found = format_for_log(path, nginx_config, str(given) if given else None)
-    except FormatLookupError as exc:
-        if nginx_config is not None or given:
-            raise SourceError(str(exc)) from None
-        if notes is not None:
-            notes.append(f"nginx configuration beside the log not used: {exc}")
-        return options
-    if found is None:
-        if given:
-            raise SourceError(f"{path}: no nginx configuration declares log_format {given!r}")
-        return options
-    if notes is not None:
-        notes.append(f"log_format from {found.origin}")
-    return {**options, "log_format": found.format, "log_format_escape": found.escape}
 
 
 @dataclass

@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from auditor.nginx.loader import is_dump
+from auditor.nginx.logformat import STOCK_FORMATS
 
 if TYPE_CHECKING:
     from auditor.nginx.config import NginxConfig
@@ -73,6 +74,33 @@ def read_config(path: Path) -> str:
     if len(data) > MAX_CONFIG_BYTES:
         raise FormatLookupError(f"{path}: larger than 16 MiB, not an nginx configuration")
     return data.decode("utf-8", "replace")
+
+
+def log_format_options(
+    log_path: Path, options: dict[str, Any], config: Path | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """``options`` with the access log's ``log_format`` resolved, and a note for the user.
+
+    A format string or a stock name in ``options["log_format"]`` stays; a name, or
+    none, is looked up in ``config`` or in a configuration beside the log. A
+    configuration beside the log that cannot be read only gives a note; the user's
+    configuration, or a name no configuration declares, is a FormatLookupError.
+    """
+    given = str(options.get("log_format") or "").strip()
+    if "$" in given or given in STOCK_FORMATS:
+        return options, None
+    try:
+        found = format_for_log(log_path, config, given or None)
+    except FormatLookupError as exc:
+        if config is not None or given:
+            raise
+        return options, f"nginx configuration beside the log not used: {exc}"
+    if found is None:
+        if given:
+            raise FormatLookupError(f"{log_path}: no nginx configuration declares {given!r}")
+        return options, None
+    resolved = {**options, "log_format": found.format, "log_format_escape": found.escape}
+    return resolved, f"log_format from {found.origin}"
 
 
 def format_for_log(

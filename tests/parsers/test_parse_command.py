@@ -100,3 +100,11 @@ def test_log_format_takes_stock_and_declared_names(tmp_path: Path) -> None:
     assert [e["event"]["action"] for e in doc["events"]] == ["http-bad-gateway"]
     res = CliRunner().invoke(app, ["parse", str(site), "--log-format", "nope"])
     assert res.exit_code != 0 and "nope" in res.output
+
+
+def test_a_broken_config_beside_the_log_is_a_note_not_a_failure(tmp_path: Path) -> None:
+    log = clean_sample("nginx-access/main.log", tmp_path / "access.log")
+    (tmp_path / "nginx.conf").write_text("http {\n")
+    entry = parse_json(str(log))["summary"]["files"][0]
+    assert entry["events"] == 4
+    assert any("beside the log not used" in n and "nginx.conf:2" in n for n in entry["notes"])
