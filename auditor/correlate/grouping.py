@@ -31,6 +31,8 @@ PACKETS_PER_GROUP = 8
 CONTEXT_ONLY = frozenset(
     {
         "oom-kill",
+        "oom-constraint",
+        "nginx-limit-req-delay",
         "nginx-signal",
         "nginx-reload",
         "nginx-exit",
