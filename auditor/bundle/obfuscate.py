@@ -33,7 +33,11 @@ POOLS_V4 = ("192.0.2.0/24", "198.18.0.0/15")
 POOLS_V6 = ("2001:db8::/32",)
 _V4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
 _V6 = r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:" + _V4 + r"|[0-9A-Fa-f]{0,4})"
-_ADDRESS = r"(?<![\w:.])(" + _V6 + "|" + _V4 + r")(?:/(\d{1,3}))?(?![\w:]|\.\d)"
+# group 1 the address ("10.0.0.1:8080" is one, "a:10.0.0.1:b" holds none in IPv6), 2 the prefix
+_ADDRESS = (
+    r"((?<![\w:.])" + _V6 + r"(?![:\w])|(?<![\w.])" + _V4 + r")(?:/(\d{1,3}))?(?!\w|\.\d)"
+)
+_NOT_INSIDE_NAME = r"(?<![\w\-])(?<![\w\-]\.)"  # "*.img.shop.example" holds "img.shop.example"
 _SERVER_NAME = re.compile(r"^\s*server_name\s+([^;]+);", re.M)
 _UPSTREAM = re.compile(r"^\s*upstream\s+([\w.\-]+)\s*\{", re.M)
 _URL_HOST = re.compile(r"\b(?:proxy|grpc|uwsgi|fastcgi)_pass\s+(?:\w+://)?([\w.\-]+)")
@@ -98,6 +102,8 @@ class AddressMap:
             net = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
             if not _kept(net.network_address):
                 self.nets.add(net)
+            if ip == net.network_address:
+                return  # a network, not an address (an interface's "10.0.0.5/24" is both)
         if not _kept(ip):
             self.hosts.add(int(ip))
 
@@ -192,11 +198,15 @@ class Obfuscator:
                 got = self._parse(str(pre.get("addr")), str(pre["len"]))
                 if got is not None:
                     self.maps[got[0].version].add(*got)
-            for value in doc.values():
+                    return
+            for key, value in doc.items():
+                self.gather(key)
                 self.gather_json(value)
         elif isinstance(doc, list):
             for value in doc:
                 self.gather_json(value)
+        elif isinstance(doc, str):
+            self.gather(doc)
 
     def gather_names(self, host: str | None, nginx_t: str) -> None:
         self.kept_names.update(m.group(1) for m in _DIRECTIVE.finditer(nginx_t))
@@ -222,8 +232,8 @@ class Obfuscator:
         single = "|".join(re.escape(n) for n in longest_first if "." not in n) or "(?!)"
         # "www.example.com.access.log" holds a name; "vm.max_map_count" does not hold "vm"
         self._pattern = re.compile(
-            _ADDRESS + rf"|(?<![\w.\-])(?i:({dotted}))(?![\w\-])"
-            rf"|(?<![\w.\-])(?i:({single}))(?![\w\-]|\.\w)"
+            _ADDRESS + rf"|{_NOT_INSIDE_NAME}(?i:({dotted}))(?![\w\-])"
+            rf"|{_NOT_INSIDE_NAME}(?i:({single}))(?![\w\-]|\.\w)"
         )
 
     def _sub(self, m: re.Match[str]) -> str:
@@ -305,8 +315,9 @@ def obfuscate_dir(root: str) -> dict[str, Any]:
         if doc is not None:
             docs[rel] = doc
             ob.gather_json(doc)
-        with open(path, "rb") as raw:
-            stream_lines(open_compressed(raw, rel, "rb"), io.BytesIO(), ob.gather_chunk)
+        else:
+            with open(path, "rb") as raw:
+                stream_lines(open_compressed(raw, rel, "rb"), io.BytesIO(), ob.gather_chunk)
         ob.gather(rel)
     ob.layout()
     for rel in files:
