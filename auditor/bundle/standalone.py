@@ -90,6 +90,19 @@ def _cut(name: str, tree: ast.Module, done: set[str]) -> list[tuple[int, int]]:
     return cuts
 
 
+def module_body(name: str, text: str, done: set[str], defined: dict[str, str]) -> str:
+    """``text`` of collector module ``name`` as it goes into the joined file; ``done`` holds
+    the modules before it, ``defined`` the top-level names so far (updated)."""
+    tree = ast.parse(text)
+    for top in _top_level_names(tree):
+        if top in defined:
+            raise BuildError(f"{name}: {top} is also defined in {defined[top]}")
+        defined[top] = name
+    dropped = {n for a, b in _cut(name, tree, done) for n in range(a, b + 1)}
+    body = [ln for n, ln in enumerate(text.splitlines(keepends=True), 1) if n not in dropped]
+    return "".join(body).strip("\n") + "\n"
+
+
 def build() -> str:
     """The standalone collector's text."""
     sources = ", ".join(f"auditor/bundle/{m}.py" for m in MODULES)
@@ -98,16 +111,8 @@ def build() -> str:
     defined: dict[str, str] = {}
     done: set[str] = set()
     for name in MODULES:
-        text = _source(name)
-        tree = ast.parse(text)
-        for top in _top_level_names(tree):
-            if top in defined:
-                raise BuildError(f"{name}: {top} is also defined in {defined[top]}")
-            defined[top] = name
-        dropped = {n for a, b in _cut(name, tree, done) for n in range(a, b + 1)}
-        body = [ln for n, ln in enumerate(text.splitlines(keepends=True), 1) if n not in dropped]
         parts.append(f"\n\n# ---- auditor/bundle/{name}.py " + "-" * 50 + "\n")
-        parts.append("".join(body).strip("\n") + "\n")
+        parts.append(module_body(name, _source(name), done, defined))
         done.add(name)
     parts.append('\n\nif __name__ == "__main__":\n    sys.exit(main())\n')
     return "".join(parts)
