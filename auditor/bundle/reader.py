@@ -11,6 +11,8 @@ import json
 import re
 from collections.abc import Sequence
 
+from auditor.bundle.writer import SNAPSHOT_MARK
+
 ARTIFACT_KINDS = (
     "manifest",
     "iptables-save",
@@ -41,7 +43,6 @@ _NGINX_DIRECTIVE = re.compile(
 )
 
 
-SNAPSHOT_MARK = "# auditor-snapshot"
 
 
 def _content(head: Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from auditor.bundle.collect import Collector
+from auditor.bundle.writer import Collector
 from auditor.sources.trace_record import HEADER, RECORDS, TraceFilter, record
 
 
