@@ -9,6 +9,7 @@ import typer
 
 from auditor.bundle.collect import MAPPING_SUFFIX, collect, default_output, summary
 from auditor.bundle.obfuscate import ObfuscationError
+from auditor.bundle.trace import hook as trace_hook
 from auditor.commands._common import clean_errors, fail
 from auditor.timeutil import parse_duration
 
@@ -90,7 +91,8 @@ def register(app: typer.Typer) -> None:
         elif sample:
             typer.echo(f"sampling counters for {sample:g} s ...", err=True)
         try:
-            manifest = collect(output, window, sample, not no_redact, obfuscate, trace=trace)
+            hook = trace_hook(trace) if trace > 0 else None
+            manifest = collect(output, window, sample, not no_redact, obfuscate, window=hook)
         except ObfuscationError as exc:
             fail(str(exc))
         for line in summary(manifest, output):
