@@ -9,7 +9,6 @@ from enum import StrEnum
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from auditor.commands._common import (
     clean_errors,
@@ -30,6 +29,8 @@ from auditor.sinks.report_json import write_report_json
 from auditor.sinks.report_markdown import render_markdown
 from auditor.sinks.report_ndjson import write_report_ndjson
 from auditor.sinks.report_table import print_report
+from auditor.sinks.text import console as text_console
+from auditor.sinks.text import indented, line, short_path
 from auditor.sources.files import SourceError
 from auditor.sources.scan import ScanStats, scan
 from auditor.timeutil import parse_timezone
@@ -245,18 +246,15 @@ def register(app: typer.Typer) -> None:
         elif fmt is ReportFormat.markdown:
             out.write(render_markdown(report))
         else:
-            console = Console()
+            console = text_console()
             print_report(report, console, tz)
             used = [s for s in report.sources if s.used]
-            console.print(
-                f"[dim]sources used: {len(used)} of {len(report.sources)}: "
-                + ", ".join(f"{s.path} ({s.kind})" for s in used)
-                + "[/]",
-                highlight=False,
-            )
+            console.print(indented(line((
+                f"sources used: {len(used)} of {len(report.sources)}: "
+                + ", ".join(f"{short_path(s.path)} ({s.kind})" for s in used), "dim")), 0))
         for s in report.sources:
             if not s.used and s.note:
-                err_console.print(f"[yellow]{s.path}[/]: not used: {s.note}", highlight=False)
+                err_console.print(line((s.path, "yellow"), ": not used: ", s.note))
         if fail_on is not None:
             level = LEVELS[fail_on.value]
             if any(LEVELS[f.confidence] >= level and not f.intentional for f in report.findings):

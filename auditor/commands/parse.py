@@ -25,6 +25,8 @@ from auditor.models import Event
 from auditor.parsers import detect, registry
 from auditor.parsers.base import LineParser, ParseContext
 from auditor.sinks.events import write_json, write_ndjson, write_table
+from auditor.sinks.text import cell, clip, indented, line
+from auditor.sinks.text import console as text_console
 from auditor.sources.files import SourceError, read_head, walk
 from auditor.sources.scan import ScanStats, scan
 
@@ -117,21 +119,22 @@ def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
 
 def print_summary(stats: list[ScanStats], console: Console) -> None:
     table = Table(title="summary", header_style="bold")
-    for col in ("file", "parser", "lines", "events", "not understood"):
-        table.add_column(
-            col, justify="right" if col in ("lines", "events", "not understood") else "left"
-        )
+    table.add_column("file", overflow="fold", ratio=1)
+    table.add_column("parser", overflow="fold")
+    for col in ("lines", "events", "not understood"):
+        table.add_column(col, justify="right")
     for s in stats:
-        note = "" if s.parser != "(none)" else " (kind not recognised: use --type)"
-        table.add_row(s.path + note, s.parser, str(s.lines), str(s.events), str(s.not_understood))
+        parser = "not recognised: use --type" if s.parser == "(none)" else s.parser
+        table.add_row(cell(s.path), cell(parser), cell(s.lines), cell(s.events),
+                      cell(s.not_understood))
     console.print(table)
     for s in stats:
         for issue in s.issues[:5]:
-            console.print(
-                f"[yellow]{issue.location}[/] {issue.reason}: [dim]{issue.text[:100]!r}[/]"
-            )
+            console.print(line((issue.location, "yellow"), f" {issue.reason}:"))
+            console.print(indented(line((repr(clip(issue.text, 100)), "dim"))))
         if s.not_understood > 5:
-            console.print(f"[dim]{s.path}: {s.not_understood - 5} more lines not understood[/]")
+            console.print(line((f"{s.path}: {s.not_understood - 5} more lines not understood",
+                                "dim")))
 
 
 def register(app: typer.Typer) -> None:
@@ -219,9 +222,9 @@ def register(app: typer.Typer) -> None:
             elif fmt is OutputFormat.json:
                 write_json(selected(), out, lambda: summary_doc(stats))
             else:
-                write_table(selected(), Console(), limit)
+                write_table(selected(), text_console(), limit)
         if fmt is OutputFormat.table:
-            print_summary(stats, Console())
+            print_summary(stats, text_console())
         elif fmt is OutputFormat.ndjson:
             print_summary(stats, err_console)
         if strict and any(s.not_understood for s in stats):
