@@ -106,4 +106,5 @@ def _timeline(report: Report, console: Console, tz: tzinfo | None) -> None:
         )
     console.print(table)
     if len(report.timeline) > len(rows):
-        console.print(line((f"({len(report.timeline) - len(rows)} earlier minutes not shown)", "dim")))
+        hidden = len(report.timeline) - len(rows)
+        console.print(line((f"({hidden} earlier minutes not shown)", "dim")))

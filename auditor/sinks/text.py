@@ -89,6 +89,11 @@ def line(*parts: Part) -> Text:
     return out
 
 
+def stacked(*texts: Text) -> Text:
+    """Texts one under the other in one cell (the only newlines are these)."""
+    return Text("\n").join(texts)
+
+
 def cell(value: object, style: str = "", keep_newlines: bool = False) -> Text:
     """A table cell: inert text (markup never read), optionally styled."""
     return Text(inert("" if value is None else value, keep_newlines), style=style)
