@@ -8,9 +8,9 @@ one row.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -19,9 +19,21 @@ from rich.table import Table
 
 from auditor.commands._common import clean_errors, fail
 from auditor.config import ConfigError, load_config
+from auditor.sinks.text import cell, dumps, line
+from auditor.sinks.text import console as text_console
 from auditor.timeutil import parse_duration
 
 SPARK = " ▁▂▃▄▅▆▇█"
+EXIT_CODES = """
+Exit status: 0 the summary was printed; 2 no server, a bad option, or an answer
+that could not be read (one line names the field).
+"""
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
 BUCKETS = 12
 
 
@@ -70,36 +82,83 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[min(8, round(8 * v / peak))] for v in values)
 
 
+class AnswerError(ValueError):
+    """An aggregation answer without a field we need, or with a field of the wrong type."""
+
+
+def _at(node: Any, where: str, *path: str | int, kind: type | tuple[type, ...] = object) -> Any:
+    """``node[path...]``, checked; a missing or mistyped field raises :class:`AnswerError`."""
+    for step in path:
+        where += f"[{step}]" if isinstance(step, int) else f".{step}"
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            raise AnswerError(f"{where}: missing") from None
+    if not isinstance(node, kind) or isinstance(node, bool):
+        raise AnswerError(f"{where}: expected {getattr(kind, '__name__', 'a value')}, "
+                          f"got {type(node).__name__}")
+    return node
+
+
+def _number(node: Any, where: str, *path: str | int) -> float:
+    value = _at(node, where, *path, kind=(int, float, type(None)))
+    return float(value or 0)
+
+
+def _key(node: Any, where: str) -> str:
+    return str(_at(node, where, "key", kind=(str, int, float)))
+
+
 def summarise(findings: dict[str, Any], resets: dict[str, Any]) -> dict[str, Any]:
-    """The aggregation answers as rows: causes across hosts, and resets per host."""
+    """The aggregation answers as rows: causes across hosts, and resets per host.
+
+    Raises :class:`AnswerError` (naming the field) on an answer of another shape.
+    """
     causes = []
-    for b in findings.get("aggregations", {}).get("causes", {}).get("buckets", []):
-        titles = b.get("title", {}).get("buckets", [])
+    aggs = _at(findings, "findings", "aggregations", kind=dict) if findings.get(
+        "aggregations") is not None else {}
+    for i, b in enumerate(_at(aggs, "findings.aggregations", "causes", "buckets", kind=list)
+                          if aggs else []):
+        where = f"findings.causes.buckets[{i}]"
+        b = _at(b, where, kind=dict)
+        titles = _at(b, where, "title", "buckets", kind=list) if "title" in b else []
         causes.append({
-            "cause": b["key"],
-            "title": titles[0]["key"] if titles else "",
-            "hosts": int(b["hosts"]["value"]),
-            "top_hosts": [h["key"] for h in b["top_hosts"]["buckets"]],
-            "findings": b["doc_count"],
-            "resets": int(b["resets"]["value"] or 0),
-            "trend": [float(t["resets"]["value"] or 0) for t in b["trend"]["buckets"]],
+            "cause": _key(b, where),
+            "title": _key(titles[0], where + ".title.buckets[0]") if titles else "",
+            "hosts": int(_number(b, where, "hosts", "value")),
+            "top_hosts": [_key(h, f"{where}.top_hosts.buckets[{j}]")
+                          for j, h in enumerate(_at(b, where, "top_hosts", "buckets", kind=list))],
+            "findings": int(_number(b, where, "doc_count")),
+            "resets": int(_number(b, where, "resets", "value")),
+            "trend": [_number(t, f"{where}.trend.buckets[{j}]", "resets", "value")
+                      for j, t in enumerate(_at(b, where, "trend", "buckets", kind=list))],
         })
-    hosts = [
-        {"host": b["key"], "events": b["doc_count"],
-         "actions": {a["key"]: a["doc_count"] for a in b["actions"]["buckets"]}}
-        for b in resets.get("aggregations", {}).get("hosts", {}).get("buckets", [])
-    ]
+    hosts = []
+    raggs = _at(resets, "resets", "aggregations", kind=dict) if resets.get(
+        "aggregations") is not None else {}
+    for i, b in enumerate(_at(raggs, "resets.aggregations", "hosts", "buckets", kind=list)
+                          if raggs else []):
+        where = f"resets.hosts.buckets[{i}]"
+        b = _at(b, where, kind=dict)
+        actions = _at(b, where, "actions", "buckets", kind=list)
+        hosts.append({
+            "host": _key(b, where), "events": int(_number(b, where, "doc_count")),
+            "actions": {_key(a, f"{where}.actions.buckets[{j}]"):
+                        int(_number(a, f"{where}.actions.buckets[{j}]", "doc_count"))
+                        for j, a in enumerate(actions)},
+        })
     return {"causes": causes, "hosts": hosts}
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("fleet")
+    @app.command("fleet", epilog=EXIT_CODES)
     @clean_errors
     def fleet_cmd(
         es: list[str] = typer.Option([], "--es", help="Elasticsearch URL (repeatable)."),
         since: str = typer.Option("24h", help="Period to look at, e.g. 24h or 7d."),
         config: str | None = typer.Option(None, "--config", "-c", help="TOML configuration."),
-        json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+        fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+        json_out: bool = typer.Option(False, "--json", hidden=True),
     ) -> None:
         """Causes of resets across hosts: which hosts, which causes, how many, trend."""
         try:
@@ -120,26 +179,38 @@ def register(app: typer.Typer) -> None:
             rres = client.search(index=names.name("resets"), **rq).body
         except Exception as exc:
             fail(f"Elasticsearch: {type(exc).__name__}: {exc}")
-        rows = summarise(fres, rres)
-        if json_out:
-            sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        if not isinstance(fres, dict) or not isinstance(rres, dict):
+            fail("Elasticsearch: the search answer is not a JSON object")
+        try:
+            rows = summarise(fres, rres)
+        except AnswerError as exc:
+            fail(f"Elasticsearch answer not understood: {exc}")
+        if json_out or fmt is Format.json:
+            sys.stdout.write(dumps(rows, indent=1) + "\n")
             return
-        console = Console()
-        table = Table(title=f"causes across the fleet, last {since}", header_style="bold")
-        numeric = ("hosts", "resets", "findings")
-        for col in ("cause", "hosts", "resets", "findings", "trend", "hosts (top)"):
-            table.add_column(col, justify="right" if col in numeric else "left")
-        for c in rows["causes"]:
-            table.add_row(c["cause"], str(c["hosts"]), str(c["resets"]), str(c["findings"]),
-                          sparkline(c["trend"]), ", ".join(c["top_hosts"]))
-        console.print(table)
-        hosts = Table(title="reset events per host", header_style="bold")
-        for col in ("host", "events", "top actions"):
-            hosts.add_column(col)
-        for h in rows["hosts"]:
-            hosts.add_row(h["host"], str(h["events"]),
-                          ", ".join(f"{k} {v}" for k, v in h["actions"].items()))
-        console.print(hosts)
-        if not rows["causes"] and not rows["hosts"]:
-            console.print(f"[dim]nothing in {names.name('findings')} / {names.name('resets')} "
-                          f"for the last {since}[/]")
+        print_fleet(rows, since, names.name("findings"), names.name("resets"), text_console())
+
+
+def print_fleet(rows: dict[str, Any], since: str, findings_index: str, resets_index: str,
+                console: Console) -> None:
+    """The summary as two tables; host names, causes and titles come from any host: inert."""
+    table = Table(title=line(f"causes across the fleet, last {since}"), header_style="bold")
+    table.add_column("cause", overflow="fold", max_width=26)
+    for col in ("hosts", "resets", "findings"):
+        table.add_column(col, justify="right")
+    table.add_column("trend", no_wrap=True)
+    table.add_column("hosts (top)", overflow="fold")
+    for c in rows["causes"]:
+        table.add_row(cell(c["cause"]), cell(c["hosts"]), cell(c["resets"]), cell(c["findings"]),
+                      cell(sparkline(c["trend"])), cell(", ".join(c["top_hosts"])))
+    console.print(table)
+    hosts = Table(title="reset events per host", header_style="bold")
+    for col in ("host", "events", "top actions"):
+        hosts.add_column(col, overflow="fold")
+    for h in rows["hosts"]:
+        hosts.add_row(cell(h["host"]), cell(h["events"]),
+                      cell(", ".join(f"{k} {v}" for k, v in h["actions"].items())))
+    console.print(hosts)
+    if not rows["causes"] and not rows["hosts"]:
+        console.print(line((f"nothing in {findings_index} / {resets_index} "
+                            f"for the last {since}", "dim")))
