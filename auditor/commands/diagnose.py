@@ -30,7 +30,7 @@ from auditor.sinks.report_markdown import render_markdown
 from auditor.sinks.report_ndjson import write_report_ndjson
 from auditor.sinks.report_table import print_report
 from auditor.sinks.text import console as text_console
-from auditor.sinks.text import indented, line, short_path
+from auditor.sinks.text import line, short_path
 from auditor.sources.files import SourceError
 from auditor.sources.scan import ScanStats, scan
 from auditor.timeutil import parse_timezone
@@ -249,9 +249,9 @@ def register(app: typer.Typer) -> None:
             console = text_console()
             print_report(report, console, tz)
             used = [s for s in report.sources if s.used]
-            console.print(indented(line((
+            console.print(line((
                 f"sources used: {len(used)} of {len(report.sources)}: "
-                + ", ".join(f"{short_path(s.path)} ({s.kind})" for s in used), "dim")), 0))
+                + ", ".join(f"{short_path(s.path)} ({s.kind})" for s in used), "dim")))
         for s in report.sources:
             if not s.used and s.note:
                 err_console.print(line((s.path, "yellow"), ": not used: ", s.note))

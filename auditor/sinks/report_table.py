@@ -29,7 +29,7 @@ def print_report(report: Report, console: Console, tz: tzinfo | None = None) -> 
     """The report on ``console``; every value from an input is inert (see sinks.text)."""
     unexplained = sum(u.resets for u in report.unexplained)
     console.print(line(
-        ("auditor diagnose", "bold"), f" {report.host or ''}: ",
+        ("auditor diagnose", "bold"), f" {report.host}: " if report.host else ": ",
         (report.total, "bold"), " resets, ", (f"{report.explained} explained", "green"),
         f" ({report.intentional} intentional), ", (f"{unexplained} unexplained", "magenta"),
     ))
@@ -54,7 +54,7 @@ def print_report(report: Report, console: Console, tz: tzinfo | None = None) -> 
             )
         console.print(table)
     for n in report.notes:
-        console.print(indented(line(("note ", "dim"), (n.cause, "dim"), ": ", n.text), 0))
+        console.print(line(("note ", "dim"), (n.cause, "dim"), ": ", n.text))
 
 
 def _finding(i: int, f: Finding, console: Console, tz: tzinfo | None) -> None:

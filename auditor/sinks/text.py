@@ -11,8 +11,8 @@ is the only place that turns such text into output:
 * :func:`line` and :func:`cell` build :class:`rich.text.Text`, which rich never reads
   as markup; :func:`console` makes consoles with markup, emoji and highlighting off,
   so a plain ``str`` printed by mistake is not interpreted either.
-* :func:`md_text` and :func:`md_code` write Markdown: every ASCII punctuation
-  backslash-escaped in text (no HTML, link, heading, emphasis or autolink can form),
+* :func:`md_text` and :func:`md_code` write Markdown: every character that can start
+  markup backslash-escaped in text (no HTML, link, heading, emphasis or autolink forms),
   code spans fenced by a backtick run longer than any inside, newlines collapsed.
 * :func:`utf8_clean` makes a JSON-ready tree encodable as strict UTF-8 (lone
   surrogates written as the escape text :func:`inert` uses), and :func:`dumps` is
@@ -36,7 +36,9 @@ _UNSAFE = re.compile(
 )
 _UNSAFE_KEEP_NL = re.compile(_UNSAFE.pattern.replace("\x00-\x1f", "\x00-\x09\x0b-\x1f"))
 _SPACES = re.compile(r"\s*[\r\n]+\s*")
-_MD_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+# what can start markup: emphasis, code, links, images, HTML, entities, headings, tables,
+# strikethrough, math, and the triggers of GFM autolinks (scheme ':', e-mail '@', 'www.')
+_MD_PUNCT = re.compile(r"([\\`*_\[\]<>!#|~&:@$=^{}]|(?<=[wW]{3})\.)")
 _TICKS = re.compile(r"`+")
 
 
@@ -101,7 +103,7 @@ def cell(value: object, style: str = "", keep_newlines: bool = False) -> Text:
 
 def indented(text: Text, by: int = 3) -> Padding:
     """``text`` indented by ``by`` columns, wrapped lines included."""
-    return Padding(text, (0, 0, 0, by))
+    return Padding(text, (0, 0, 0, by), expand=False)
 
 
 def console(stderr: bool = False) -> Console:
@@ -113,7 +115,7 @@ def console(stderr: bool = False) -> Console:
 
 
 def md_text(value: object) -> str:
-    """Inert Markdown text: one line, every ASCII punctuation escaped (no markup can form)."""
+    """Inert Markdown text: one line, every character that can start markup escaped."""
     return _MD_PUNCT.sub(r"\\\1", one_line(value))
 
 
