@@ -157,12 +157,17 @@ def register(app: typer.Typer) -> None:
         es: list[str] = typer.Option([], "--es", help="Elasticsearch URL (repeatable)."),
         since: str = typer.Option("24h", help="Period to look at, e.g. 24h or 7d."),
         config: str | None = typer.Option(None, "--config", "-c", help="TOML configuration."),
+        allow_http: bool = typer.Option(
+            False, "--allow-http-credentials",
+            help="Send credentials to a plain http:// URL (refused otherwise).",
+        ),
         fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
         json_out: bool = typer.Option(False, "--json", hidden=True),
     ) -> None:
         """Causes of resets across hosts: which hosts, which causes, how many, trend."""
         try:
-            cfg = load_config(config, overrides={"es_hosts": es})
+            cfg = load_config(config, overrides={"es_hosts": es,
+                                                 "allow_http_credentials": allow_http})
             period = parse_duration(since)
         except (ConfigError, ValueError) as exc:
             fail(str(exc))

@@ -12,7 +12,9 @@ orjson would render differently from :mod:`json` go through :func:`_default`
 (datetimes as ``isoformat()``, other mappings with ``str`` keys, the rest as ``str``);
 whatever orjson refuses (non-string keys, integers beyond 64 bits, lone surrogates)
 falls back, for that event only, to ``to_ecs`` and the standard encoder, as does
-everything when orjson is not installed. One difference is deliberate: a NaN or
+everything when orjson is not installed. The bytes are always valid UTF-8: a lone
+surrogate (an undecodable byte of a file name) is written as the text ``\\xNN``
+(see :func:`auditor.sinks.text.utf8_clean`). One difference is deliberate: a NaN or
 infinite float becomes ``null``, where :mod:`json` would write ``NaN``, which is
 not JSON and which Elasticsearch refuses.
 """
@@ -26,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from auditor.models import Event, plain, to_ecs
+from auditor.sinks.text import dumps
 
 try:
     import orjson
@@ -137,7 +140,11 @@ def _slow(event: Event, host: str, tail: Mapping[str, Any]) -> bytes:
     if event.host_name is None:
         doc.setdefault("host", {})["name"] = host
     doc.update(tail)
-    return _std(doc).encode("utf-8", "surrogatepass")
+    text = _std(doc)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a file name's undecodable byte)
+        return dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
 if orjson is not None:
