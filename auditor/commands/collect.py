@@ -7,18 +7,24 @@ import socket
 from datetime import UTC, datetime
 
 import typer
-from rich.console import Console
 
 from auditor.bundle.collect import collect
 from auditor.commands._common import clean_errors, fail
+from auditor.sinks.text import console as text_console
+from auditor.sinks.text import line
 from auditor.timeutil import parse_duration
 
 EXAMPLES = """
 [bold]Examples[/]
 
-  auditor collect                              # ./auditor-HOST-TIME.tar.gz, last 2h, 10 s sample
+  auditor collect               # ./auditor-HOST-TIME.tar.gz, last 2h, 10 s
   auditor collect -o /tmp/incident.tar.gz --since 6h --sample 30
-  auditor limits --from /tmp/incident.tar.gz   # analyse it here or on another machine
+  auditor limits --from /tmp/incident.tar.gz   # here or on another machine
+
+[bold]Exit status[/]
+
+  0  the archive was written (what could not be collected is listed)
+  2  bad option, or the archive could not be written
 """
 
 
@@ -55,13 +61,13 @@ def register(app: typer.Typer) -> None:
         parent = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(parent):
             fail(f"{output}: directory {parent} does not exist")
-        console = Console(stderr=True, highlight=False)
+        console = text_console(stderr=True)
         if sample:
             console.print(f"sampling counters for {sample:g} s ...")
         manifest = collect(output, window, sample)
-        console.print(
-            f"[bold]{output}[/]: {len(manifest['artifacts'])} artifacts, "
+        console.print(line(
+            (output, "bold"), f": {len(manifest['artifacts'])} artifacts, "
             f"{len(manifest['missing'])} not collected"
-        )
+        ))
         for miss in manifest["missing"]:
-            console.print(f"  [dim]not collected:[/] {miss['what']}: {miss['why']}")
+            console.print(line("  ", ("not collected: ", "dim"), miss["what"], ": ", miss["why"]))

@@ -55,12 +55,18 @@ class FailOn(StrEnum):
 EXAMPLES = """
 [bold]Examples[/]
 
-  auditor diagnose                                   # this host, last 2 hours
+  auditor diagnose                          # this host, last 2 hours
   auditor diagnose incident-bundle.tar.gz
-  auditor diagnose /var/tmp/sosreport-web1/ --port 443 --since 2026-11-24T09:00
-  auditor diagnose bundle/ --port 8080 --client 203.0.113.7 --format json
+  auditor diagnose sosreport-web1/ --port 443 --since 2026-11-24T09:00
+  auditor diagnose bundle/ --port 8080 --client 203.0.113.7 -f json
   auditor diagnose bundle/ --format markdown > ticket.md
-  auditor diagnose bundle/ --fail-on high            # exit 1 when a high-confidence cause is found
+  auditor diagnose bundle/ --fail-on high   # exit 1 on a high-confidence cause
+
+[bold]Exit status[/]
+
+  0  the diagnosis was printed (and --fail-on did not match)
+  1  --fail-on: a non-intentional finding of that confidence or higher
+  2  bad option, unreadable input or invalid cause catalog
 """
 
 

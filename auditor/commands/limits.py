@@ -23,10 +23,15 @@ from auditor.sinks.text import console as text_console
 EXAMPLES = """
 [bold]Examples[/]
 
-  auditor limits                          # this host, one snapshot (counters since boot)
-  auditor limits --sample 10              # counters over 10 seconds
-  auditor limits --from incident.tar.gz   # a bundle from 'auditor collect'
+  auditor limits                         # this host, counters since boot
+  auditor limits --sample 10             # counters over 10 seconds
+  auditor limits --from incident.tar.gz  # a bundle from 'auditor collect'
   auditor limits --from sosreport-web1/ --format json
+
+[bold]Exit status[/]
+
+  0  the limits were printed
+  2  bad option or unreadable input
 """
 
 

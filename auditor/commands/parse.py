@@ -44,9 +44,18 @@ EXAMPLES = """
 
   auditor parse /var/log/kern.log
   auditor parse /var/log/nginx/ --format ndjson > events.ndjson
-  auditor parse access.log.2.gz --type nginx-access --nginx-config /etc/nginx/nginx.conf
-  auditor parse syslog --since 2026-11-24T09:00 --until 2026-11-24T10:00 --timezone Europe/Berlin
+  auditor parse access.log.2.gz --type nginx-access \\
+      --nginx-config /etc/nginx/nginx.conf
+  auditor parse syslog --since 2026-11-24T09:00 --until 2026-11-24T10:00 \\
+      --timezone Europe/Berlin
   journalctl -k -o json > k.json && auditor parse k.json
+
+[bold]Exit status[/]
+
+  0  the events were printed
+  1  --strict: a line was not understood, or a file is of no kind auditor
+     knows (or there was no file at all)
+  2  bad option or unreadable input
 """
 
 
@@ -174,7 +183,10 @@ def register(app: typer.Typer) -> None:
             help="Offer every line to the parser (slower; validates all lines).",
         ),
         limit: int = typer.Option(1000, help="Rows shown in table format."),
-        strict: bool = typer.Option(False, help="Exit 1 when any line was not understood."),
+        strict: bool = typer.Option(
+            False, "--strict",
+            help="Exit 1 when a line was not understood or a file is of no known kind.",
+        ),
     ) -> None:
         """Print the events that logs yield, and count what could not be understood."""
         if type_ not in kinds:
@@ -227,5 +239,6 @@ def register(app: typer.Typer) -> None:
             print_summary(stats, text_console())
         elif fmt is OutputFormat.ndjson:
             print_summary(stats, err_console)
-        if strict and any(s.not_understood for s in stats):
+        if strict and (not stats or any(s.not_understood or s.parser == "(none)"
+                                        for s in stats)):
             raise typer.Exit(1)

@@ -15,7 +15,7 @@ from rich.table import Table
 from auditor.commands._common import clean_errors, err_console, fail
 from auditor.firewall import FirewallError, read_file, read_ipsets, read_live, trace
 from auditor.firewall.ipset import IpSets
-from auditor.firewall.lint import lint, listening_ports
+from auditor.firewall.lint import LintFinding, lint, listening_ports
 from auditor.firewall.model import Packet, PacketError, RuleRef, Ruleset, TraceEnv, TraceResult
 from auditor.sinks.text import cell, clip, dumps, indented, line, stacked
 from auditor.sinks.text import console as text_console
@@ -23,13 +23,32 @@ from auditor.sinks.text import console as text_console
 EXAMPLES = """
 [bold]Examples[/]
 
-  auditor rules show                                  live rules of every backend
+  auditor rules show                       # live rules of every backend
   auditor rules show --from iptables.rules --backend iptables-nft
-  auditor rules trace --src 198.51.100.7 --dst 192.0.2.10 --dport 443 --in eth0
-  auditor rules trace --from ruleset.json --src 2001:db8::7 --dst 2001:db8::1 --dport 22 -f json
-  auditor rules trace --from iptables.rules --packets packets.ndjson > verdicts.ndjson
-  auditor rules lint --from iptables.rules --ss ss-ltn.txt --format json
+  auditor rules trace --src 198.51.100.7 --dst 192.0.2.10 --dport 443 \\
+      --in eth0
+  auditor rules trace --from ruleset.json --src 2001:db8::7 \\
+      --dst 2001:db8::1 --dport 22 -f json
+  auditor rules trace --from iptables.rules --packets p.ndjson > v.ndjson
+  auditor rules lint --from iptables.rules --ss ss-ltn.txt --fail-on high
+
+[bold]Exit status[/]
+
+  0  printed (lint: no finding at the --fail-on severity)
+  1  trace --packets: a packet line could not be read;
+     lint --fail-on: a finding of that severity or higher
+  2  bad option or unreadable rules
 """
+
+
+SEVERITY = {"high": 0, "medium": 1, "low": 2, "info": 3}
+
+
+class Severity(StrEnum):
+    high = "high"
+    medium = "medium"
+    low = "low"
+    info = "info"
 
 
 class Fmt(StrEnum):
@@ -166,7 +185,7 @@ def register(app: typer.Typer) -> None:
             None, help="Only this backend: iptables-legacy, iptables-nft, nftables."),
         sources: list[str] = from_opt,
         ipsets: str | None = ipsets_opt,
-        fmt: Fmt = typer.Option(Fmt.table, "--format", "-f"),
+        fmt: Fmt = typer.Option(Fmt.table, "--format", "-f", help="Output format."),
     ) -> None:
         """The ruleset as auditor understands it; rules that can reset are highlighted."""
         rulesets, _ = _load(sources, ipsets, backend)
@@ -190,7 +209,7 @@ def register(app: typer.Typer) -> None:
         ipsets: str | None = ipsets_opt,
         local: list[str] = typer.Option([], "--local", help="A local address (addrtype LOCAL)."),
         packets: str | None = typer.Option(None, help="NDJSON packets file, or - for stdin."),
-        fmt: Fmt = typer.Option(Fmt.table, "--format", "-f"),
+        fmt: Fmt = typer.Option(Fmt.table, "--format", "-f", help="Output format."),
     ) -> None:
         """The verdict for a packet, the rule that decides it, and the path of matched rules."""
         rulesets, env = _load(sources, ipsets, None)
@@ -221,7 +240,9 @@ def register(app: typer.Typer) -> None:
         ipsets: str | None = ipsets_opt,
         ss: str | None = typer.Option(None, help="Saved 'ss -ltnH' output (default: run ss)."),
         zero: bool = typer.Option(True, "--zero/--no-zero", help="Report zero-counter rules."),
-        fmt: Fmt = typer.Option(Fmt.table, "--format", "-f"),
+        fmt: Fmt = typer.Option(Fmt.table, "--format", "-f", help="Output format."),
+        fail_on: Severity | None = typer.Option(
+            None, "--fail-on", help="Exit 1 when a finding has this severity or higher."),
     ) -> None:
         """Resetting rules, INVALID drops, low limits, shadowed and never-matched rules."""
         rulesets, _ = _load(sources, ipsets, None)
@@ -233,15 +254,21 @@ def register(app: typer.Typer) -> None:
         found = [f for f in lint(rulesets, listening) if zero or f.kind != "zero-counters"]
         if fmt is Fmt.json:
             print(dumps([f.to_json() for f in found], indent=2))
-            return
-        table = Table(title="firewall lint", header_style="bold")
-        for col in ("severity", "kind", "rule", "why"):
-            table.add_column(col, overflow="fold")
-        order = {"high": 0, "medium": 1, "low": 2, "info": 3}
-        for f in sorted(found, key=lambda f: order.get(f.severity, 9)):
-            table.add_row(cell(f.severity), cell(f.kind),
-                          stacked(cell(f.rule.label), cell(f.rule.text)), cell(f.message))
-        text_console().print(table)
+        else:
+            _print_lint(found)
+        if fail_on is not None and any(
+                SEVERITY.get(f.severity, 9) <= SEVERITY[fail_on.value] for f in found):
+            raise typer.Exit(1)
+
+
+def _print_lint(found: list[LintFinding]) -> None:
+    table = Table(title="firewall lint", header_style="bold")
+    for col in ("severity", "kind", "rule", "why"):
+        table.add_column(col, overflow="fold")
+    for f in sorted(found, key=lambda f: SEVERITY.get(f.severity, 9)):
+        table.add_row(cell(f.severity), cell(f.kind),
+                      stacked(cell(f.rule.label), cell(f.rule.text)), cell(f.message))
+    text_console().print(table)
 
 
 def _ss_live() -> str:
