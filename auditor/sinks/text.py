@@ -156,17 +156,26 @@ def utf8_clean(value: Any) -> Any:
     return value
 
 
-def dumps(doc: Any, **kwargs: Any) -> str:
-    """:func:`json.dumps` whose result always encodes as strict UTF-8.
+# what JSON may hold raw but a terminal acts on (DEL, C1, bidi, LS/PS): written as \\uXXXX
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]")
 
-    The fast path encodes once; only a document holding a lone surrogate is cleaned.
+
+def dumps(doc: Any, **kwargs: Any) -> str:
+    """:func:`json.dumps` whose result is strict UTF-8 with no raw control character.
+
+    JSON escapes C0 itself; DEL, C1, bidi controls and line separators, which it may
+    leave raw, become ``\\uXXXX`` escapes (the same value once parsed). A lone
+    surrogate becomes its escape text (see :func:`utf8_clean`). The fast path is one
+    encode and two searches; only a document holding a surrogate is rebuilt.
     """
     kwargs.setdefault("ensure_ascii", False)
     kwargs.setdefault("default", str)
     text = json.dumps(doc, **kwargs)
-    if _SURROGATE.search(text) is None and "\\ud" not in text:
+    if _SURROGATE.search(text) is not None or "\\ud" in text:
+        text = json.dumps(utf8_clean(_roundtrip(doc, kwargs)), **kwargs)
+    if _JSON_RAW.search(text) is None:
         return text
-    return json.dumps(utf8_clean(_roundtrip(doc, kwargs)), **kwargs)
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _roundtrip(doc: Any, kwargs: dict[str, Any]) -> Any:
