@@ -104,7 +104,7 @@ def test_config_layers_and_secrets(tmp_path: Path) -> None:
     cfg = load_config(str(cfg_file), env=env)
     assert cfg.es.hosts == ("https://a:9200", "https://b:9200") and cfg.since == "6h"
     assert cfg.es.password is not None and "pw" not in repr(cfg)
-    with pytest.raises(ConfigError, match="plain http://.*allow_http_credentials"):
+    with pytest.raises(ConfigError, match=r"plain http://.*allow_http_credentials"):
         load_config(str(cfg_file), env=env, overrides={"es_hosts": ["http://c:9200"]})
     cfg = load_config(str(cfg_file), env=env, overrides={
         "es_hosts": ["http://c:9200"], "since": "1h", "allow_http_credentials": True})

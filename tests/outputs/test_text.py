@@ -21,7 +21,6 @@ from auditor.sinks.text import (
     utf8_clean,
 )
 from tests.outputs.checks import (
-    md_tokens as tokens,
     ESCAPES,
     HTML,
     MARKDOWN,
@@ -29,6 +28,9 @@ from tests.outputs.checks import (
     markdown_problems,
     raw_controls,
     strict_json,
+)
+from tests.outputs.checks import (
+    md_tokens as tokens,
 )
 
 # any code point, surrogates included (what a surrogateescape decode or a JSON \\u escape gives)
