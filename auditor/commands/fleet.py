@@ -200,7 +200,7 @@ def print_fleet(rows: dict[str, Any], since: str, findings_index: str, resets_in
                 console: Console) -> None:
     """The summary as two tables; host names, causes and titles come from any host: inert."""
     table = Table(title=line(f"causes across the fleet, last {since}"), header_style="bold")
-    table.add_column("cause", overflow="fold", max_width=26)
+    table.add_column("cause", overflow="fold")
     for col in ("hosts", "resets", "findings"):
         table.add_column(col, justify="right")
     table.add_column("trend", no_wrap=True)

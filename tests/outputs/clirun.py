@@ -26,8 +26,10 @@ class Run:
         return self.err.decode("utf-8")
 
 
-def auditor(*args: str | os.PathLike[str], columns: int = 80, timeout: float = 120) -> Run:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns), "TERM": "dumb"}
+def auditor(*args: str | os.PathLike[str], columns: int = 80, timeout: float = 120,
+            env: dict[str, str] | None = None) -> Run:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns), "TERM": "dumb",
+           **(env or {})}
     env.pop("FORCE_COLOR", None)
     proc = subprocess.run([sys.executable, "-m", "auditor", *map(os.fsencode, args)],
                           capture_output=True, env=env, timeout=timeout, check=False)
