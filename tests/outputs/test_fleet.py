@@ -40,7 +40,7 @@ class Stub(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: Stub
 
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         kind = "findings" if "findings" in self.path else "resets"
         body = json.dumps(self.server.answers[kind]).encode()
