@@ -36,7 +36,8 @@ EXAMPLES = """
 
   auditor audit                                  # /etc/auditor/auditor.toml
   auditor audit --config ./auditor.toml --dry-run
-  AUDITOR_ES_API_KEY_FILE=/etc/auditor/es.key auditor audit --es https://es1:9200
+  AUDITOR_ES_API_KEY_FILE=/etc/auditor/es.key \\
+      auditor audit --es https://es1:9200
   auditor audit --since 2h --state /var/lib/auditor/state.json
 
 [bold]Exit status[/]

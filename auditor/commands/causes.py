@@ -14,8 +14,17 @@ from auditor.correlate.docs import render
 from auditor.sinks.text import cell
 from auditor.sinks.text import console as text_console
 
-EXIT_CODES = """
-Exit status: 0 the catalog is valid; 2 it is not (each error named with its file).
+EXAMPLES = """
+[bold]Examples[/]
+
+  auditor causes
+  auditor causes --rules ./my-rules/     # check a catalog of your own
+  auditor causes --format markdown > docs/causes.md
+
+[bold]Exit status[/]
+
+  0  the catalog is valid
+  2  it is not (each error named with its file)
 """
 
 
@@ -25,7 +34,7 @@ class Format(StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("causes", epilog=EXIT_CODES)
+    @app.command("causes", epilog=EXAMPLES)
     @clean_errors
     def causes_cmd(
         fmt: Format = typer.Option(

@@ -60,7 +60,7 @@ EXAMPLES = """
   auditor diagnose sosreport-web1/ --port 443 --since 2026-11-24T09:00
   auditor diagnose bundle/ --port 8080 --client 203.0.113.7 -f json
   auditor diagnose bundle/ --format markdown > ticket.md
-  auditor diagnose bundle/ --fail-on high   # exit 1 on a high-confidence cause
+  auditor diagnose bundle/ --fail-on high    # exit 1 on a high confidence
 
 [bold]Exit status[/]
 

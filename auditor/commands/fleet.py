@@ -24,9 +24,17 @@ from auditor.sinks.text import console as text_console
 from auditor.timeutil import parse_duration
 
 SPARK = " ▁▂▃▄▅▆▇█"
-EXIT_CODES = """
-Exit status: 0 the summary was printed; 2 no server, a bad option, or an answer
-that could not be read (one line names the field).
+EXAMPLES = """
+[bold]Examples[/]
+
+  auditor fleet --es https://es1:9200 --since 7d
+  auditor fleet --config /etc/auditor/auditor.toml --format json
+
+[bold]Exit status[/]
+
+  0  the summary was printed
+  2  no server, a bad option, credentials refused, or an answer that could
+     not be read (one line names the field)
 """
 
 
@@ -151,7 +159,7 @@ def summarise(findings: dict[str, Any], resets: dict[str, Any]) -> dict[str, Any
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("fleet", epilog=EXIT_CODES)
+    @app.command("fleet", epilog=EXAMPLES)
     @clean_errors
     def fleet_cmd(
         es: list[str] = typer.Option([], "--es", help="Elasticsearch URL (repeatable)."),

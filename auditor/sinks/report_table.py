@@ -61,12 +61,13 @@ def _finding(i: int, f: Finding, console: Console, tz: tzinfo | None) -> None:
     style = COLOURS.get(f.confidence, "")
     ports = ",".join(map(str, f.ports)) or "-"
     console.print()
-    console.print(indented(line(
+    console.print(line(
         (f"{i}. {f.cause}", "bold"), (" (intentional)" if f.intentional else "", "dim"),
         " ", (f"{f.confidence} ({f.score:.2f})", style),
-        f" side {f.side}, {f.resets} resets, ports {ports}, {_span(f, tz)}",
-    ), 0))
+    ))
     console.print(indented(line(f.title)))
+    console.print(indented(line(
+        f"side {f.side}, {f.resets} resets, ports {ports}, {_span(f, tz)}", style="dim")))
     if f.rule:
         console.print(indented(line(
             "rule: ", (f.rule.get("text"), "bold"), f" ({f.rule.get('packets')} packets)"

@@ -80,9 +80,9 @@ def short_path(path: object, limit: int = 48) -> str:
 Part = object | tuple[object, str]
 
 
-def line(*parts: Part) -> Text:
+def line(*parts: Part, style: str = "") -> Text:
     """A rich ``Text`` from parts: plain values, or ``(value, style)``; nothing is markup."""
-    out = Text()
+    out = Text(style=style)
     for part in parts:
         if isinstance(part, tuple):
             out.append(inert(part[0]), style=part[1])
