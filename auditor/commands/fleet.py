@@ -181,7 +181,8 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         if not cfg.es.hosts:
             fail("no Elasticsearch URL: use --es, AUDITOR_ES_URL or the config file")
-        from auditor.sinks.elasticsearch import make_client  # the client loads only when used
+        # the client loads only when used
+        from auditor.sinks.elasticsearch import credentials_refused, make_client
         from auditor.sinks.es_templates import StreamNames
 
         names = StreamNames(cfg.es.namespace)
@@ -191,7 +192,7 @@ def register(app: typer.Typer) -> None:
             fres = client.search(index=names.name("findings"), **fq).body
             rres = client.search(index=names.name("resets"), **rq).body
         except Exception as exc:
-            fail(f"Elasticsearch: {type(exc).__name__}: {exc}")
+            fail(credentials_refused(exc) or f"Elasticsearch: {type(exc).__name__}: {exc}")
         if not isinstance(fres, dict) or not isinstance(rres, dict):
             fail("Elasticsearch: the search answer is not a JSON object")
         try:

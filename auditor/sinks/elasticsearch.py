@@ -43,7 +43,8 @@ from auditor.sinks.es_templates import (
 from auditor.sinks.spool import Doc
 from auditor.sinks.text import dumps
 
-__all__ = ["DeadLetter", "EsSink", "SendResult", "Window", "finding_doc", "make_client"]
+__all__ = ["DeadLetter", "EsSink", "SendResult", "Window", "credentials_refused", "finding_doc",
+           "make_client"]
 
 log = logging.getLogger("auditor.elasticsearch")
 
@@ -51,7 +52,7 @@ RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 CREDENTIAL_STATUS = frozenset({401, 403})
 
 
-def _credentials(exc: Exception) -> str | None:
+def credentials_refused(exc: Exception) -> str | None:
     """The reason when ``exc`` is the server refusing our credentials (401/403), else None."""
     if isinstance(exc, ApiError) and exc.status_code in CREDENTIAL_STATUS:
         what = "not accepted" if exc.status_code == 401 else "not allowed to do this"
@@ -237,7 +238,7 @@ class EsSink:
             try:
                 return func()
             except Exception as exc:
-                refused = _credentials(exc)
+                refused = credentials_refused(exc)
                 if refused:  # retrying cannot help
                     self.refused = self.down = refused
                     raise
@@ -356,7 +357,7 @@ class EsSink:
             try:
                 items = self._bulk_once(pending)
             except Exception as exc:
-                refused = _credentials(exc)
+                refused = credentials_refused(exc)
                 if refused:
                     self.refused = self.down = refused
                     result.undelivered, result.error = pending, refused

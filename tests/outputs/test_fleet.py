@@ -35,6 +35,7 @@ def answers(host: str = HOST, cause: str = CAUSE) -> dict[str, Any]:
 
 class Stub(ThreadingHTTPServer):
     answers: dict[str, Any]
+    status: int = 200
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,7 +45,10 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         kind = "findings" if "findings" in self.path else "resets"
         body = json.dumps(self.server.answers[kind]).encode()
-        self.send_response(200)
+        if self.server.status != 200:
+            body = json.dumps({"error": {"type": "security_exception", "reason": "no"},
+                               "status": self.server.status}).encode()
+        self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("X-Elastic-Product", "Elasticsearch")
         self.send_header("Content-Length", str(len(body)))
@@ -123,3 +127,11 @@ def test_a_malformed_answer_is_a_one_line_error(
     flat = " ".join(x.strip() for x in lines)
     assert flat.startswith("auditor: error: Elasticsearch answer not understood")
     assert named in flat
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_named(server: Stub, tmp_path: Path, status: int) -> None:
+    server.status = status
+    run = fleet(server, tmp_path)
+    assert run.code == 2 and "Traceback" not in run.stderr
+    assert f"refused the credentials (HTTP {status}" in " ".join(run.stderr.split())
