@@ -117,44 +117,44 @@ def _key(node: Any, where: str) -> str:
     return str(_at(node, where, "key", kind=(str, int, float)))
 
 
+def _buckets(node: Any, where: str, *path: str) -> list[tuple[str, Any]]:
+    """``(location, bucket)`` of the ``buckets`` list at ``path``, each named for errors."""
+    name = ".".join((where, *path, "buckets"))
+    items = _at(node, where, *path, "buckets", kind=list)
+    return [(f"{name}[{i}]", item) for i, item in enumerate(items)]
+
+
+def _top(answer: dict[str, Any], where: str, agg: str) -> list[tuple[str, dict[str, Any]]]:
+    """The top-level buckets of ``agg`` (none when there are no aggregations: no index yet)."""
+    if answer.get("aggregations") is None:
+        return []
+    return [(at, _at(b, at, kind=dict))
+            for at, b in _buckets(answer, where, "aggregations", agg)]
+
+
 def summarise(findings: dict[str, Any], resets: dict[str, Any]) -> dict[str, Any]:
     """The aggregation answers as rows: causes across hosts, and resets per host.
 
     Raises :class:`AnswerError` (naming the field) on an answer of another shape.
     """
     causes = []
-    aggs = _at(findings, "findings", "aggregations", kind=dict) if findings.get(
-        "aggregations") is not None else {}
-    for i, b in enumerate(_at(aggs, "findings.aggregations", "causes", "buckets", kind=list)
-                          if aggs else []):
-        where = f"findings.causes.buckets[{i}]"
-        b = _at(b, where, kind=dict)
-        titles = _at(b, where, "title", "buckets", kind=list) if "title" in b else []
+    for at, b in _top(findings, "findings", "causes"):
+        titles = _buckets(b, at, "title") if "title" in b else []
         causes.append({
-            "cause": _key(b, where),
-            "title": _key(titles[0], where + ".title.buckets[0]") if titles else "",
-            "hosts": int(_number(b, where, "hosts", "value")),
-            "top_hosts": [_key(h, f"{where}.top_hosts.buckets[{j}]")
-                          for j, h in enumerate(_at(b, where, "top_hosts", "buckets", kind=list))],
-            "findings": int(_number(b, where, "doc_count")),
-            "resets": int(_number(b, where, "resets", "value")),
-            "trend": [_number(t, f"{where}.trend.buckets[{j}]", "resets", "value")
-                      for j, t in enumerate(_at(b, where, "trend", "buckets", kind=list))],
+            "cause": _key(b, at),
+            "title": _key(titles[0][1], titles[0][0]) if titles else "",
+            "hosts": int(_number(b, at, "hosts", "value")),
+            "top_hosts": [_key(h, hat) for hat, h in _buckets(b, at, "top_hosts")],
+            "findings": int(_number(b, at, "doc_count")),
+            "resets": int(_number(b, at, "resets", "value")),
+            "trend": [_number(t, tat, "resets", "value") for tat, t in _buckets(b, at, "trend")],
         })
-    hosts = []
-    raggs = _at(resets, "resets", "aggregations", kind=dict) if resets.get(
-        "aggregations") is not None else {}
-    for i, b in enumerate(_at(raggs, "resets.aggregations", "hosts", "buckets", kind=list)
-                          if raggs else []):
-        where = f"resets.hosts.buckets[{i}]"
-        b = _at(b, where, kind=dict)
-        actions = _at(b, where, "actions", "buckets", kind=list)
-        hosts.append({
-            "host": _key(b, where), "events": int(_number(b, where, "doc_count")),
-            "actions": {_key(a, f"{where}.actions.buckets[{j}]"):
-                        int(_number(a, f"{where}.actions.buckets[{j}]", "doc_count"))
-                        for j, a in enumerate(actions)},
-        })
+    hosts = [
+        {"host": _key(b, at), "events": int(_number(b, at, "doc_count")),
+         "actions": {_key(a, aat): int(_number(a, aat, "doc_count"))
+                     for aat, a in _buckets(b, at, "actions")}}
+        for at, b in _top(resets, "resets", "hosts")
+    ]
     return {"causes": causes, "hosts": hosts}
 
 
