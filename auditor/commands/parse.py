@@ -21,7 +21,7 @@ from auditor.commands._common import (
     instant_option,
     timezone_option,
 )
-from auditor.models import Event
+from auditor.models import Event, Location, ParseIssue
 from auditor.parsers import detect, registry
 from auditor.parsers.base import LineParser, ParseContext
 from auditor.sinks.events import write_json, write_ndjson, write_table
@@ -77,8 +77,14 @@ def iter_events(
     progress: Callable[[int], None] | None = None,
     every_line: bool = False,
 ) -> Iterator[Event]:
-    """Events of every file under ``paths``; one ScanStats per file is appended to stats_out."""
-    for path in walk(paths):
+    """Events of every file under ``paths``; one ScanStats per file is appended to stats_out.
+
+    Files of a folder that are not read (links out of it, loops, FIFOs...) get a
+    ScanStats of parser "(skipped)" with the reason as its issue."""
+    skipped: list[tuple[str, str]] = []
+    for path in walk(paths, skipped):
+        while skipped:
+            stats_out.append(skipped_stats(*skipped.pop(0)))
         if not path.exists():
             raise SourceError(f"{path}: no such file or directory")
         cls = parser_for(path, type_name)
@@ -89,6 +95,14 @@ def iter_events(
         stats_out.append(stats)
         parser = cls(file_context(path, base), str(path))
         yield from scan(str(path), parser, stats, progress, every_line)
+    stats_out.extend(skipped_stats(p, why) for p, why in skipped)
+
+
+def skipped_stats(path: str, reason: str) -> ScanStats:
+    """The summary entry of a file that was not read, and why."""
+    stats = ScanStats(path, "(skipped)")
+    stats.add_issue(ParseIssue(Location(path), "input", reason))
+    return stats
 
 
 def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
