@@ -52,6 +52,35 @@ def inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def resolve_in(root: str, path: str, hops: int = 40) -> str | None:
+    """``path`` resolved as if ``root`` were ``/``: absolute link targets and ``..`` never
+    leave ``root`` (a sosreport's ``/etc/nginx/x`` is ``<root>/etc/nginx/x``). None on a
+    link loop (more than ``hops`` links, as the kernel's ELOOP)."""
+    if inside(path, root):
+        path = path[len(root) :]
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    parts.reverse()  # a stack: the next component last
+    done: list[str] = []
+    while parts:
+        part = parts.pop()
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = os.path.join(root, *done, part)
+        if not os.path.islink(here):
+            done.append(part)
+            continue
+        hops -= 1
+        if hops < 0:
+            return None
+        target = os.readlink(here)
+        if target.startswith("/"):
+            done = []
+        parts.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
+    return os.path.join(root, *done)
+
+
 def check(path: str, real_root: str) -> str | None:
     """None when ``path`` is a regular file inside ``real_root`` (links resolved); else why not."""
     try:
