@@ -19,7 +19,7 @@ from auditor.bundle import tempdirs
 from auditor.bundle.reader import recognise, snapshot_mark
 from auditor.bundle.unpack import Budget, unpack
 from auditor.models import Location, ParseIssue
-from auditor.sources.files import SourceError, read_head
+from auditor.sources.files import SourceError, display_path, read_head
 from auditor.sources.tree import Tree, check, open_regular
 
 PARSER = "bundle"
@@ -48,6 +48,11 @@ class Artifact:
     kind: str
     path: str
     note: str = ""
+
+    @property
+    def display(self) -> str:
+        """The path as valid UTF-8 text (undecodable name bytes as ``\\xNN``), for output."""
+        return display_path(self.path)
 
     @property
     def phase(self) -> str | None:

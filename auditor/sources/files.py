@@ -22,6 +22,13 @@ DECOMPRESS_ERRORS = (EOFError, OSError, ValueError, lzma.LZMAError, zlib.error)
 """What a truncated or corrupt gzip/bzip2/xz stream raises while it is read."""
 
 
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as text that is always valid UTF-8: bytes of a file name that are not UTF-8
+    (kept as surrogates by ``surrogateescape``) are shown as ``\\xNN``. For output only:
+    the path itself still opens the file."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 class SourceError(OSError):
     """A path that cannot be read, with a one-line reason."""
 

@@ -88,8 +88,10 @@ def scan(
     """
     needles = () if every_line else parser.needles
     resuming = bool(start_offset or start_line or hold_partial)
-    rg = _ripgrep() if needles and not resuming else None
-    fd = _plain_fd(path) if rg is not None else None
+    fd = _plain_fd(path) if needles and not resuming else None
+    rg = _ripgrep() if fd is not None else None
+    if rg is None and fd is not None:
+        os.close(fd)
     if rg is not None and fd is not None:
         try:
             resume = yield from _scan_rg(rg, fd, path, needles, parser, stats, progress)
