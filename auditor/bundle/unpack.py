@@ -15,7 +15,7 @@ Budgets bound what an archive can cost, counted on every byte ``tarfile`` reads
 
 =========================  ==========  =========================================
 ``AUDITOR_MAX_INPUT_BYTES``  4 GiB     bytes once decompressed
-``AUDITOR_MAX_MEMBERS``      50,000    archive members
+``AUDITOR_MAX_MEMBERS``      20,000    archive members (files cost their creation)
 ``AUDITOR_MAX_RATIO``        200       decompressed / compressed (past 256 MiB)
 =========================  ==========  =========================================
 
@@ -50,7 +50,7 @@ class Budget:
     """What one archive may cost; :meth:`from_env` reads the ``AUDITOR_MAX_*`` overrides."""
 
     max_bytes: int = 4 << 30
-    max_members: int = 50_000
+    max_members: int = 20_000
     max_ratio: int = 200
 
     @classmethod
