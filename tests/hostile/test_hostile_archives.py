@@ -4,7 +4,6 @@ analysing host is read, every budget holds, and refusals are one clear line."""
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tarfile
@@ -76,7 +75,7 @@ def test_plain_hostile_members_are_refused_and_named(tmp: Path, tmp_path: Path) 
     assert list((tmp / "canary").iterdir()) == []
     (dest,) = extraction_folders(tmp)
     kinds = {e.relative_to(dest).as_posix(): e for e in all_entries(dest)}
-    assert all(e.is_dir() or e.is_file() and not e.is_symlink() for e in kinds.values())
+    assert all(e.is_dir() or (e.is_file() and not e.is_symlink()) for e in kinds.values())
     mark = f"{archive}:"
     why = {
         p.location.path[len(mark) :]: p.reason
@@ -138,8 +137,14 @@ def test_ratio_bomb_stops_at_the_budget_in_bounded_memory(tmp_path: Path) -> Non
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
     env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code, str(archive)], env=env, text=True,
-                         capture_output=True, timeout=300, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(archive)],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=True,
+    ).stdout.splitlines()
     assert out[0].startswith("BudgetError") and "AUDITOR_MAX_RATIO=200" in out[0]
     assert int(out[1]) < 200 * 1024  # KiB
     assert list(scratch.iterdir()) == []
@@ -148,33 +153,57 @@ def test_ratio_bomb_stops_at_the_budget_in_bounded_memory(tmp_path: Path) -> Non
 def test_a_refused_archive_is_one_line_on_the_command_line(tmp_path: Path) -> None:
     archive = tmp_path / "big.tar.gz"
     zero_bomb(archive, 2 << 20)
-    env = {**os.environ, "AUDITOR_MAX_INPUT_BYTES": "1000000", "PYTHONPATH": str(ROOT),
-           "TMPDIR": str(tmp_path)}
-    run = subprocess.run([sys.executable, "-m", "auditor", "diagnose", str(archive)], env=env,
-                         text=True, capture_output=True, timeout=300, check=False)
+    env = {
+        **os.environ,
+        "AUDITOR_MAX_INPUT_BYTES": "1000000",
+        "PYTHONPATH": str(ROOT),
+        "TMPDIR": str(tmp_path),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "auditor", "diagnose", str(archive)],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "AUDITOR_MAX_INPUT_BYTES=1000000" in run.stderr
     assert [p for p in tmp_path.iterdir() if p.name.startswith("auditor-")] == []
 
 
 NAMES = st.one_of(
-    st.sampled_from(["a", "b/c", "../x", "/abs", "a/../../y", "./d", "", ".", "a//b",
-                     "canary/z", "..", "b/c/d"]),
+    st.sampled_from(
+        ["a", "b/c", "../x", "/abs", "a/../../y", "./d", "", ".", "a//b", "canary/z", "..", "b/c/d"]
+    ),
     st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=20),
 )
 MEMBER = st.tuples(
     NAMES,
-    st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE,
-                     tarfile.CHRTYPE, tarfile.FIFOTYPE, tarfile.BLKTYPE, b"Z"]),
+    st.sampled_from(
+        [
+            tarfile.REGTYPE,
+            tarfile.DIRTYPE,
+            tarfile.SYMTYPE,
+            tarfile.LNKTYPE,
+            tarfile.CHRTYPE,
+            tarfile.FIFOTYPE,
+            tarfile.BLKTYPE,
+            b"Z",
+        ]
+    ),
     st.sampled_from(["", "..", "/etc/passwd", "a", "../../canary", "b/c", "/"]),
     st.binary(max_size=64),
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(MEMBER, max_size=12), st.sampled_from(["w", "w:gz", "w:xz"]))
-def test_random_archives_stay_inside(tmp_path: Path, members: list[tuple[str, bytes, str, bytes]],
-                                     mode: str) -> None:
+def test_random_archives_stay_inside(
+    tmp_path: Path, members: list[tuple[str, bytes, str, bytes]], mode: str
+) -> None:
     base = Path(tempfile.mkdtemp(dir=tmp_path))
     canary = base / "canary"
     canary.mkdir()
