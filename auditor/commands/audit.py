@@ -18,7 +18,7 @@ from rich.console import Console
 
 from auditor.commands._common import clean_errors, err_console, fail
 from auditor.config import ConfigError, load_config
-from auditor.sources.state import StateError
+from auditor.sources.checkpoint import StateError
 
 if TYPE_CHECKING:  # the Elasticsearch client loads only when an audit runs
     from auditor.commands._audit_job import AuditReport
@@ -30,6 +30,7 @@ EXAMPLES = """
   auditor audit --config ./auditor.toml --dry-run
   AUDITOR_ES_API_KEY_FILE=/etc/auditor/es.key auditor audit --es https://es1:9200
   auditor audit --since 2h --state /var/lib/auditor/state.json
+  auditor audit --from incident-bundle.tar.gz --es https://es1:9200   # a collected bundle
 """
 
 
@@ -65,6 +66,10 @@ def register(app: typer.Typer) -> None:
             None, help="Backlog bound for logs seen for the first time (e.g. 24h)."
         ),
         state: str | None = typer.Option(None, help="State file (offsets of every log)."),
+        source: str | None = typer.Option(
+            None, "--from", help="Audit this bundle/directory/sosreport instead of this host "
+            "(its rules, limits, counters and, unless inputs are configured, its logs).",
+        ),
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Read and correlate, ship nothing, keep the state as it is."
         ),
@@ -72,10 +77,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Ship what is new since the last run to Elasticsearch: events, findings, a snapshot."""
         try:
-            cfg = load_config(config, overrides={"es_hosts": es, "since": since, "state": state})
+            cfg = load_config(config, overrides={"es_hosts": es, "since": since, "state": state,
+                                                  "source": source})
         except ConfigError as exc:
             fail(str(exc))
-        if not cfg.inputs:
+        if not cfg.inputs and cfg.source is None:
             fail("no inputs configured: add [[inputs]] path = \"/var/log/kern.log\" to the config")
         if not cfg.es.hosts and not dry_run:
             fail("no Elasticsearch URL: set [elasticsearch] hosts, AUDITOR_ES_URL or --es")
