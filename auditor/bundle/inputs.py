@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from auditor.bundle import tempdirs
+from auditor.bundle.collect import collect_dir
 from auditor.bundle.reader import recognise, snapshot_mark
+from auditor.bundle.trace import hook as trace_hook
 from auditor.bundle.unpack import Budget, unpack
 from auditor.models import Location, ParseIssue
 from auditor.sources.files import SourceError, display_path, read_head
@@ -304,8 +306,7 @@ def live_inputs(
     """Collect the live host into a temporary bundle directory and open it
     (``logs=False``/``rules=False`` leave those parts out; ``trace`` seconds of kernel
     trace replace the counter sample)."""
-    from auditor.bundle.collect import collect_dir
-
     dest = tempdirs.make("auditor-live-")
-    collect_dir(dest, since=since, sample=sample, logs=logs, rules=rules, trace=trace)
+    window = trace_hook(trace) if trace > 0 else None
+    collect_dir(dest, since=since, sample=sample, logs=logs, rules=rules, window=window)
     return open_input(dest)

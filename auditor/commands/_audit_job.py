@@ -67,6 +67,7 @@ class AuditReport:
     notes: list[str] = field(default_factory=list)
     dry_run: bool = False
     by_kind: dict[str, int] = field(default_factory=dict)
+    delivery: str | None = None  # "refused" (credentials) or "unreachable": nothing got through
 
     @property
     def ok(self) -> bool:
@@ -216,6 +217,10 @@ def _run(
             report.mode = sink.setup()
         except Exception as exc:
             sink.down = sink.down or f"setup: {type(exc).__name__}: {exc}"
+        if sink.refused:  # nothing read, sent or spooled: the next run starts at the same place
+            report.delivery = "refused"
+            report.problems.append(f"{sink.refused}; nothing was read or sent")
+            return report
         if not sink.down:
             _drain(sink, spool, report, cfg.es.bulk_docs)
     shipper = _Shipper(sink, spool, cfg, report)
@@ -293,8 +298,9 @@ def _run(
         report.notes.append(f"dead-letter file full ({cfg.dead_letter_max_bytes} bytes): rotated, "
                             f"{sink.dead_letter.dropped} older records dropped")
     if sink is not None and sink.down:
-        report.problems.append(f"Elasticsearch unreachable, {report.spooled} documents spooled: "
-                               f"{sink.down}")
+        report.delivery = "refused" if sink.refused else "unreachable"
+        head = "not delivered" if sink.refused else "Elasticsearch unreachable"
+        report.problems.append(f"{head}, {report.spooled} documents spooled: {sink.down}")
     if dry_run:
         return report
     state.retire(sorted(set(state.files) - set(new_files)))

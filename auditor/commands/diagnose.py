@@ -6,8 +6,6 @@ import sys
 from enum import StrEnum
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from auditor.commands._common import (
     clean_errors,
@@ -23,6 +21,8 @@ from auditor.sinks.report_json import write_report_json
 from auditor.sinks.report_markdown import render_markdown
 from auditor.sinks.report_ndjson import write_report_ndjson
 from auditor.sinks.report_table import print_report
+from auditor.sinks.text import console as text_console
+from auditor.sinks.text import line, short_path
 from auditor.sources.files import SourceError
 
 LEVELS = {"high": 3, "medium": 2, "low": 1}
@@ -45,13 +45,20 @@ class FailOn(StrEnum):
 EXAMPLES = """
 [bold]Examples[/]
 
-  auditor diagnose                                   # this host, last 2 hours
+  auditor diagnose                          # this host, last 2 hours
   auditor diagnose incident-bundle.tar.gz
-  auditor diagnose /var/tmp/sosreport-web1/ --port 443 --since 2026-11-24T09:00
-  auditor diagnose bundle/ --port 8080 --client 203.0.113.7 --format json
+  auditor diagnose sosreport-web1/ --port 443 --since 2026-11-24T09:00
+  auditor diagnose bundle/ --port 8080 --client 203.0.113.7 -f json
   auditor diagnose bundle/ --format markdown > ticket.md
-  auditor diagnose bundle/ --fail-on high            # exit 1 when a high-confidence cause is found
-  auditor diagnose --trace 10 --format json          # this host + 10 s of the kernel's reasons
+  auditor diagnose bundle/ --fail-on high    # exit 1 on a high confidence
+  auditor diagnose --trace 10 -f json       # + 10 s of the kernel's own reasons
+
+[bold]Exit status[/]
+
+  0  the diagnosis was printed (and --fail-on did not match)
+  1  --fail-on: a non-intentional finding of that confidence or higher
+  2  bad option, unreadable input, nothing readable, or invalid cause catalog
+  3  --fail-on: no such finding, but some evidence could not be read
 """
 
 
@@ -130,25 +137,19 @@ def register(app: typer.Typer) -> None:
         elif fmt is ReportFormat.markdown:
             out.write(render_markdown(report))
         else:
-            console = Console()
+            console = text_console()
             print_report(report, console, tz)
             used = [s for s in report.sources if s.used]
-            console.print(
-                f"[dim]sources used: {len(used)} of {len(report.sources)}: "
-                + ", ".join(f"{s.path} ({s.kind})" for s in used)
-                + "[/]",
-                highlight=False,
-            )
+            console.print(line((
+                f"sources used: {len(used)} of {len(report.sources)}: "
+                + ", ".join(f"{short_path(s.path)} ({s.kind})" for s in used), "dim")))
         for s in report.sources:
             if not s.used and s.note:
-                err_console.print(f"[yellow]{s.path}[/]: not used: {s.note}", highlight=False)
+                err_console.print(line((s.path, "yellow"), ": not used: ", s.note))
             elif s.kind == "trace-header" and "not recorded" in s.note:
-                err_console.print(f"[yellow]{s.path}[/]: {s.note}", highlight=False)
+                err_console.print(line((s.path, "yellow"), ": ", s.note))
         for gap in report.gaps:
-            err_console.print(
-                Text.assemble(("could not read: ", "yellow"), gap.splitlines()[0]),
-                highlight=False,
-            )
+            err_console.print(line(("could not read: ", "yellow"), gap.splitlines()[0]))
         if fail_on is not None:
             level = LEVELS[fail_on.value]
             if any(LEVELS[f.confidence] >= level and not f.intentional for f in report.findings):

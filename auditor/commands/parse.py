@@ -9,7 +9,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
@@ -25,6 +24,8 @@ from auditor.parsers import registry
 from auditor.parsers.base import ParseContext
 from auditor.pipeline.logs import FileNotes, Window, events_of_paths
 from auditor.sinks.events import write_json, write_ndjson, write_table
+from auditor.sinks.text import cell, clip, indented, line
+from auditor.sinks.text import console as text_console
 from auditor.sources.files import walk
 from auditor.sources.scan import ScanStats
 
@@ -42,11 +43,20 @@ EXAMPLES = """
 
   auditor parse /var/log/kern.log
   auditor parse /var/log/nginx/ --format ndjson > events.ndjson
-  auditor parse access.log.2.gz --type nginx-access --nginx-config /etc/nginx/nginx.conf
+  auditor parse access.log.2.gz --type nginx-access \\
+      --nginx-config /etc/nginx/nginx.conf
   auditor parse access.log --log-format main
   docker logs web 2>&1 > web.log && auditor parse web.log
-  auditor parse syslog --since 2026-11-24T09:00 --until 2026-11-24T10:00 --timezone Europe/Berlin
+  auditor parse syslog --since 2026-11-24T09:00 --until 2026-11-24T10:00 \\
+      --timezone Europe/Berlin
   journalctl -k -o json > k.json && auditor parse k.json
+
+[bold]Exit status[/]
+
+  0  the events were printed
+  1  --strict: a line was not understood, or a file is of no kind auditor
+     knows (or there was no file at all)
+  2  bad option or unreadable input
 """
 
 
@@ -84,26 +94,26 @@ def print_summary(
 ) -> None:
     notes = notes or {}
     table = Table(title="summary", header_style="bold")
-    numeric = ("lines", "events", "not understood")
-    for col in ("file", "parser", "routed to", *numeric):
-        table.add_column(col, justify="right" if col in numeric else "left")
+    table.add_column("file", overflow="fold", ratio=1)
+    table.add_column("parser", overflow="fold")
+    table.add_column("routed to", overflow="fold")
+    for col in ("lines", "events", "not understood"):
+        table.add_column(col, justify="right")
     for s in stats:
         routes = notes.get(s.path, FileNotes()).routes
         routed = ", ".join(f"{kind} {n}" for kind, n in routes.items())
-        table.add_row(escape(s.path), s.parser, routed, str(s.lines), str(s.events),
-                      str(s.not_understood))
+        table.add_row(cell(s.path), cell(s.parser), cell(routed), cell(s.lines), cell(s.events),
+                      cell(s.not_understood))
     console.print(table)
     for s in stats:
         for note in notes.get(s.path, FileNotes()).notes:
-            console.print(f"[dim]{escape(s.path)}: {escape(note)}[/]")
+            console.print(line((f"{s.path}: ", "dim"), (note, "dim")))
         for issue in s.issues[:5]:
-            console.print(
-                f"[yellow]{escape(str(issue.location))}[/] {escape(issue.reason)}: "
-                f"[dim]{escape(repr(issue.text[:100]))}[/]"
-            )
+            console.print(line((issue.location, "yellow"), f" {issue.reason}:"))
+            console.print(indented(line((repr(clip(issue.text, 100)), "dim"))))
         if s.not_understood > 5:
-            more = s.not_understood - 5
-            console.print(f"[dim]{escape(s.path)}: {more} more lines not understood[/]")
+            console.print(line((f"{s.path}: {s.not_understood - 5} more lines not understood",
+                                "dim")))
 
 
 def register(app: typer.Typer) -> None:
@@ -147,7 +157,10 @@ def register(app: typer.Typer) -> None:
             help="Offer every line to the parser (slower; validates all lines).",
         ),
         limit: int = typer.Option(1000, help="Rows shown in table format."),
-        strict: bool = typer.Option(False, help="Exit 1 when any line was not understood."),
+        strict: bool = typer.Option(
+            False, "--strict",
+            help="Exit 1 when a line was not understood or a file is of no known kind.",
+        ),
     ) -> None:
         """Print the events that logs yield, and count what could not be understood."""
         if type_ not in kinds:
@@ -190,10 +203,12 @@ def register(app: typer.Typer) -> None:
             elif fmt is OutputFormat.json:
                 write_json(selected(), out, lambda: summary_doc(stats, notes))
             else:
-                write_table(selected(), Console(), limit)
+                write_table(selected(), text_console(), limit)
         if fmt is OutputFormat.table:
-            print_summary(stats, Console(), notes)
+            print_summary(stats, text_console(), notes)
         elif fmt is OutputFormat.ndjson:
             print_summary(stats, err_console, notes)
-        if strict and any(s.not_understood for s in stats):
+        unknown = any(n.startswith("kind not recognised")
+                      for info in notes.values() for n in info.notes)
+        if strict and (not stats or unknown or any(s.not_understood for s in stats)):
             raise typer.Exit(1)

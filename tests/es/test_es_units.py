@@ -110,8 +110,21 @@ def test_config_layers_and_secrets(tmp_path: Path) -> None:
     cfg = load_config(str(cfg_file), env=env)
     assert cfg.es.hosts == ("https://a:9200", "https://b:9200") and cfg.since == "6h"
     assert cfg.es.password is not None and "pw" not in repr(cfg)
-    cfg = load_config(str(cfg_file), env=env, overrides={"es_hosts": ["http://c:9200"], "since": "1h"})
+    with pytest.raises(ConfigError, match=r"plain http://.*allow_http_credentials"):
+        load_config(str(cfg_file), env=env, overrides={"es_hosts": ["http://c:9200"]})
+    cfg = load_config(str(cfg_file), env=env, overrides={
+        "es_hosts": ["http://c:9200"], "since": "1h", "allow_http_credentials": True})
     assert cfg.es.hosts == ("http://c:9200",) and cfg.since == "1h"
+    cfg = load_config(str(cfg_file), env={**env, "AUDITOR_ES_ALLOW_HTTP_CREDENTIALS": "yes"},
+                      overrides={"es_hosts": ["http://c:9200"]})
+    assert cfg.es.allow_http_credentials
+    # a dry run reads no secret: a missing key file is no error, and nothing is kept
+    key.unlink()
+    cfg = load_config(str(cfg_file), env={}, credentials=False)
+    assert cfg.es.api_key is None and not cfg.es.has_credentials
+    with pytest.raises(ConfigError, match="api_key_file"):
+        load_config(str(cfg_file), env={})
+    key.write_text("c2VjcmV0OmtleQ==\n")
     with pytest.raises(ConfigError, match="credentials"):
         load_config(str(cfg_file), env={"AUDITOR_ES_URL": "https://u:p@es:9200"})
     with pytest.raises(ConfigError, match="namespace"):
