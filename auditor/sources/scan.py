@@ -40,6 +40,15 @@ from auditor.models import Event, Location, ParseIssue
 from auditor.parsers.base import LineError, LineParser
 from auditor.sources.blocks import Tuning, read_blocks
 from auditor.sources.files import DECOMPRESS_ERRORS, SourceError, open_binary
+from auditor.sources.rg_tail import (
+    OMITTED,
+    RG_MEMORY,
+    RG_READ,
+    count_tail,
+    line_end,
+    plain_fd,
+    rg_lines,
+)
 
 TUNING = Tuning()
 BLOCK = TUNING.block
@@ -88,7 +97,7 @@ def scan(
     """
     needles = () if every_line else parser.needles
     resuming = bool(start_offset or start_line or hold_partial)
-    fd = _plain_fd(path) if needles and not resuming else None
+    fd = plain_fd(path, RG_MIN_BYTES) if needles and not resuming else None
     rg = _ripgrep() if fd is not None else None
     if rg is None and fd is not None:
         os.close(fd)
@@ -172,30 +181,6 @@ def _ripgrep() -> str | None:
 
 
 RG_MIN_BYTES = 1 << 20  # smaller files are read here: a process start costs more than them
-RG_MEMORY = 64 << 20  # ripgrep's address space; a line it cannot hold sends the rest here
-RG_READ = 1 << 16  # ripgrep's output is read in pieces of at most this many bytes
-OMITTED = b" [... omitted end of long line]"
-
-
-def _plain_fd(path: str) -> int | None:
-    """A descriptor on ``path`` when ripgrep should read it: a regular, uncompressed file of
-    at least RG_MIN_BYTES (opened without blocking, so a FIFO never hangs), else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISREG(st.st_mode) and st.st_size >= RG_MIN_BYTES:
-            head = os.pread(fd, 6, 0)
-            if not head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
-                return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class _Watch:
     """The file as it was when the scan began, to report one deleted or changed under it."""
@@ -232,50 +217,6 @@ class _Watch:
         stats.issues.append(ParseIssue(where, parser.name, why))
 
 
-def _count_tail(fd: int, start: int) -> tuple[int, int, bool]:
-    """(newlines, bytes, ends at a line end) of the open file from byte ``start`` to its end.
-
-    A long tail is counted by ``wc -lc`` (memchr speed) reading the same open
-    file, so that ripgrep's line numbers and this count give the file's line
-    count without a second full pass, whatever happens to the path meanwhile.
-    """
-    size = os.fstat(fd).st_size
-    if size - start > COUNT_HERE:
-        try:
-            with open(f"/proc/self/fd/{fd}", "rb") as fh:
-                fh.seek(start)
-                out = subprocess.run(["wc", "-lc"], stdin=fh, capture_output=True, check=True)
-            lines, nbytes = (int(x) for x in out.stdout.split()[:2])
-            end = start + nbytes
-            return lines, nbytes, nbytes == 0 or os.pread(fd, 1, end - 1) == b"\n"
-        except (OSError, subprocess.CalledProcessError, ValueError):
-            pass  # no usable wc: count here
-    lines = nbytes = 0
-    last = b"\n"
-    while block := os.pread(fd, BLOCK, start + nbytes):
-        lines += block.count(b"\n")
-        nbytes += len(block)
-        last = block[-1:]
-    return lines, nbytes, last == b"\n"
-
-
-COUNT_HERE = 4 << 20  # tails up to this size are counted in Python
-
-
-def _rg_lines(stdout: io.BufferedReader) -> Iterator[bytes]:
-    """ripgrep's output lines, read in bounded pieces; an over-long piece is dropped whole
-    (ripgrep's ``--max-columns`` keeps real lines far shorter)."""
-    dropping = False
-    while piece := stdout.readline(RG_READ + MAX_LINE):
-        if not piece.endswith(b"\n"):
-            dropping = True
-            continue
-        if dropping:
-            dropping = False
-            continue
-        yield piece
-
-
 def _scan_rg(
     rg: str,
     fd: int,
@@ -309,7 +250,7 @@ def _scan_rg(
     done = (0, 0)
     off = 0
     try:
-        for out in _rg_lines(proc.stdout):  # type: ignore[arg-type]
+        for out in rg_lines(proc.stdout):  # type: ignore[arg-type]
             a, b, raw = out.split(b":", 2)  # rg -n -b: "line:offset:text\n"
             num, off = int(a), int(b)
             raw = raw[:-1]
@@ -347,8 +288,8 @@ def _scan_rg(
         if "memory allocation" in err.decode(errors="replace") or code < 0:
             return _resume_after(fd, done, off, stats)
         raise SourceError(f"{path}: ripgrep failed: {err.decode(errors='replace').strip()}")
-    start = min(done[0] if done[0] >= 0 else _line_end(fd, off), os.fstat(fd).st_size)
-    newlines, nbytes, ended = _count_tail(fd, start)
+    start = min(done[0] if done[0] >= 0 else line_end(fd, off), os.fstat(fd).st_size)
+    newlines, nbytes, ended = count_tail(fd, start)
     stats.lines = done[1] + newlines + (0 if ended else 1)
     stats.bytes = start + nbytes
     if progress is not None:
@@ -357,22 +298,11 @@ def _scan_rg(
     return None
 
 
-def _line_end(fd: int, offset: int) -> int:
-    """The offset just past the line that starts at ``offset`` (its newline included)."""
-    pos = offset
-    while block := os.pread(fd, BLOCK, pos):
-        cut = block.find(b"\n")
-        if cut >= 0:
-            return pos + cut + 1
-        pos += len(block)
-    return pos
-
-
 def _resume_after(
     fd: int, done: tuple[int, int], off: int, stats: ScanStats
 ) -> tuple[int, int]:
     """Where the Python path takes over after ripgrep gave up on a line too long for it."""
-    start = done[0] if done[0] >= 0 else _line_end(fd, off)
+    start = done[0] if done[0] >= 0 else line_end(fd, off)
     stats.bytes = start
     return start, done[1]
 

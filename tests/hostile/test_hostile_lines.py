@@ -26,6 +26,14 @@ PATHS = [
     pytest.param("ripgrep", marks=pytest.mark.skipif(not HAVE_RG, reason="ripgrep not installed")),
 ]
 
+BOTH_PATHS = pytest.mark.parametrize(
+    "use_rg",
+    [
+        False,
+        pytest.param(True, marks=pytest.mark.skipif(not HAVE_RG, reason="ripgrep not installed")),
+    ],
+)
+
 MEASURE = """
 import resource, subprocess, sys
 run = subprocess.run(sys.argv[1:], capture_output=True)
@@ -113,13 +121,7 @@ def lines_of(n: int) -> bytes:
     return b"".join(b"HIT %06d\n" % k for k in range(n))
 
 
-@pytest.mark.parametrize(
-    "use_rg",
-    [
-        False,
-        pytest.param(True, marks=pytest.mark.skipif(not HAVE_RG, reason="ripgrep not installed")),
-    ],
-)
+@BOTH_PATHS
 def test_a_file_deleted_during_the_scan_is_read_whole_and_noted(
     tmp_path: Path, use_rg: bool
 ) -> None:
@@ -133,13 +135,7 @@ def test_a_file_deleted_during_the_scan_is_read_whole_and_noted(
     assert "deleted" in note.reason and stats.not_understood == 0
 
 
-@pytest.mark.parametrize(
-    "use_rg",
-    [
-        False,
-        pytest.param(True, marks=pytest.mark.skipif(not HAVE_RG, reason="ripgrep not installed")),
-    ],
-)
+@BOTH_PATHS
 def test_a_file_growing_during_the_scan_is_counted_consistently(
     tmp_path: Path, use_rg: bool
 ) -> None:
