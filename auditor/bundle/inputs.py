@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ from auditor.bundle import tempdirs
 from auditor.bundle.collect import collect_dir
 from auditor.bundle.reader import recognise, snapshot_mark
 from auditor.bundle.trace import hook as trace_hook
-from auditor.bundle.unpack import Budget, unpack
+from auditor.bundle.unpack import Budget, is_tar, unpack
 from auditor.models import Location, ParseIssue
 from auditor.sources.files import SourceError, display_path, read_head
 from auditor.sources.tree import Tree, check, open_regular
@@ -130,7 +129,9 @@ def _extract(archive: str, skipped: list[tuple[str, str]]) -> str:
 
 def _is_archive(path: str) -> bool:
     try:
-        return tarfile.is_tarfile(path)
+        return is_tar(path)
+    except SourceError:
+        raise
     except Exception as exc:  # truncated gzip/xz raise EOFError, zlib.error, LZMAError...
         raise SourceError(f"{path}: not a readable archive or compressed file ({exc})") from exc
 

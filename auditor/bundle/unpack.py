@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from auditor.sources.files import SourceError
+from auditor.sources.tree import open_regular
 
 CHUNK = 1 << 20
 RATIO_FLOOR = 256 << 20  # the ratio is only judged past this many decompressed bytes
@@ -132,6 +133,19 @@ def _decompressed(raw: BinaryIO) -> BinaryIO:
     if head.startswith(b"\xfd7zXZ"):
         return lzma.LZMAFile(raw, "rb")  # type: ignore[return-value]
     return raw
+
+
+def is_tar(path: str) -> bool:
+    """True when the file (gzip, bzip2 or xz compressed or not) starts with a valid tar
+    header: one 512-byte block is decompressed and checked, never a whole member
+    (``tarfile.is_tarfile`` reads a first long-name header whole, whatever its size)."""
+    with open(open_regular(path), "rb") as raw:
+        block = _decompressed(raw).read(tarfile.BLOCKSIZE)
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
 
 
 def member_path(name: str) -> str | None:

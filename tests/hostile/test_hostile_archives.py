@@ -3,6 +3,7 @@ analysing host is read, every budget holds, and refusals are one clear line."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -236,3 +237,19 @@ def test_random_archives_stay_inside(
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_huge_long_name_header_is_refused_before_it_is_read(tmp: Path, tmp_path: Path) -> None:
+    """A GNU long-name header claiming 3 GiB: tarfile would read it whole into memory;
+    it is refused from its size alone (the archive is a few kilobytes)."""
+    archive = tmp_path / "longname.tar.gz"
+    info = tarfile.TarInfo("././@LongLink")
+    info.type, info.size = tarfile.GNUTYPE_LONGNAME, 3 << 30
+    head = info.tobuf(tarfile.GNU_FORMAT)[: tarfile.BLOCKSIZE]
+    with gzip.open(archive, "wb") as out:
+        out.write(head)
+        for _ in range(1024):  # a few MiB of name, far from the 3 GiB claimed
+            out.write(b"n" * (1 << 12))
+    with pytest.raises(SourceError, match="extended header of 3221225472 bytes"):
+        open_input(str(archive))
+    assert extraction_folders(tmp) == []
