@@ -51,12 +51,16 @@ class FoundFormat:
 
 
 def config_beside(log_path: Path) -> Path | None:
-    """The first nginx configuration named in :data:`CONFIG_NAMES` beside ``log_path``."""
+    """The first nginx configuration named in :data:`CONFIG_NAMES` beside ``log_path``.
+
+    One that is, or lies through, a symbolic link leading out of its folder is
+    passed over: an input does not get to name a file of this host.
+    """
     folder = log_path.parent
     for _ in range(CONFIG_LEVELS + 1):
         for name in CONFIG_NAMES:
             candidate = folder / name
-            if candidate.is_file():
+            if candidate.is_file() and candidate.resolve().is_relative_to(folder.resolve()):
                 return candidate
         if folder.parent == folder:
             break
