@@ -26,13 +26,14 @@ from auditor.firewall.model import (
     ChainOutcome,
     Conditional,
     HookChain,
+    NatStep,
     NotEvaluated,
     Packet,
     Policy,
     RuleRef,
     TraceEnv,
 )
-from auditor.firewall.nat import NatStep, NatTo, parse_to, translate
+from auditor.firewall.nat import NatTo, parse_to, translate
 from auditor.models import Location, ParseIssue
 
 TERMINAL = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject"}

@@ -12,7 +12,8 @@ Tables that iptables-nft manages (``xt`` compat expressions, or the iptables tab
 chain names) are recognised and left to the iptables path: they are listed in
 ``NftRuleset.iptables_tables`` and ``notes`` and never traced here.
 :class:`NftRuleset` implements the :class:`auditor.firewall.model.Ruleset` protocol;
-evaluation lives in :mod:`auditor.firewall.nft_eval`.
+its parts are the types of :mod:`auditor.firewall.nft_objects`, and evaluation lives in
+:mod:`auditor.firewall.nft_eval` (which knows only those types).
 """
 
 from __future__ import annotations
@@ -26,77 +27,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.firewall import nft_layout, nft_render
+from auditor.firewall import nft_eval, nft_layout, nft_render
 from auditor.firewall.model import ChainOutcome, HookChain, Packet, Policy, RuleRef, TraceEnv
+from auditor.firewall.nft_objects import BACKEND, NftChain, NftError, NftRule, NftSet, NftTable
 from auditor.models import Location, ParseIssue
 
-BACKEND = "nftables"
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 IPTABLES_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security", "broute"})
 IPTABLES_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING",
                              "BROUTING"})
 LIVE_COMMAND = ("nft", "-j", "list", "ruleset")
-
-
-class NftError(ValueError):
-    """The ruleset could not be read at all (bad JSON, missing nft, no permission)."""
-
-
-@dataclass(frozen=True, slots=True)
-class NftTable:
-    family: str
-    name: str
-    handle: int | None = None
-    flags: tuple[str, ...] = ()
-    iptables: str | None = None  # why it is considered iptables-nft's, else None
-
-
-@dataclass(frozen=True, slots=True)
-class NftSet:
-    """A named set or map; ``elements`` are the raw JSON elements (``[key, data]`` for maps)."""
-
-    family: str
-    table: str
-    name: str
-    type: tuple[str, ...]
-    handle: int | None = None
-    flags: tuple[str, ...] = ()
-    map_type: str | None = None  # None for a set; "verdict" for a verdict map
-    elements: tuple[Any, ...] = ()
-    dynamic: bool = False  # updated from the packet path (add/update @set, meters)
-    location: Location | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NftRule:
-    family: str
-    table: str
-    chain: str
-    handle: int | None
-    position: int  # 1-based within the chain
-    expr: tuple[Any, ...]
-    text: str
-    ref: RuleRef
-    comment: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NftChain:
-    family: str
-    table: str
-    name: str
-    handle: int | None = None
-    type: str | None = None
-    hook: str | None = None
-    priority: int | None = None
-    policy: str | None = None
-    device: str | None = None
-    rules: tuple[NftRule, ...] = ()
-    location: Location | None = None
-
-    @property
-    def is_base(self) -> bool:
-        return self.hook is not None
 
 
 @dataclass
@@ -112,7 +52,7 @@ class NftRuleset:
     objects: list[Mapping[str, Any]] = field(default_factory=list)  # the raw JSON list
     version: str | None = None
     notes: list[str] = field(default_factory=list)
-    _compiled: Any = None  # built on the first trace; the ruleset is not changed after
+    _compiled: nft_eval.Compiled | None = None  # built on the first trace; frozen after
     _hooks: dict[tuple[int, str], list[HookChain]] = field(default_factory=dict)
 
     @property
@@ -153,11 +93,8 @@ class NftRuleset:
 
     def run_chain(self, chain: HookChain, packet: Packet, env: TraceEnv) -> ChainOutcome:
         if self._compiled is None:
-            from auditor.firewall import nft_eval  # late: nft_eval imports this module
-
-            self._compiled = nft_eval.compile_ruleset(self)
-        result: ChainOutcome = self._compiled.run(chain, packet, env)
-        return result
+            self._compiled = nft_eval.compile_ruleset(self.chains, self.sets)
+        return self._compiled.run(chain, packet, env)
 
 
 class _Lines:
