@@ -109,7 +109,10 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         if not cfg.es.hosts:
             fail("no Elasticsearch URL: use --es, AUDITOR_ES_URL or the config file")
-        from auditor.sinks.elasticsearch import make_client  # the client loads only when used
+        from elastic_transport import TransportError  # the client loads only when used
+        from elasticsearch import ApiError
+
+        from auditor.sinks.elasticsearch import make_client
         from auditor.sinks.es_templates import StreamNames
 
         names = StreamNames(cfg.es.namespace)
@@ -118,7 +121,7 @@ def register(app: typer.Typer) -> None:
         try:
             fres = client.search(index=names.name("findings"), **fq).body
             rres = client.search(index=names.name("resets"), **rq).body
-        except Exception as exc:
+        except (ApiError, TransportError) as exc:
             fail(f"Elasticsearch: {type(exc).__name__}: {exc}")
         rows = summarise(fres, rres)
         if json_out:

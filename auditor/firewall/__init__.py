@@ -15,7 +15,6 @@ Public API::
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 import subprocess
@@ -37,6 +36,8 @@ from auditor.firewall.model import (
     TraceEnv,
     TraceResult,
 )
+from auditor.firewall.nft_json import NftError, load_json
+from auditor.firewall.nft_json import read_live as read_nft_live
 from auditor.firewall.trace import trace
 from auditor.models import ParseIssue
 
@@ -62,11 +63,7 @@ def read_text(text: str, origin: str, ipsets: IpSets | None = None,
     head = text.lstrip()[:1]
     if head in ("{", "["):
         try:
-            mod = importlib.import_module("auditor.firewall.nft_json")
-        except ImportError:
-            raise FirewallError(f"{origin}: nftables JSON is not supported yet") from None
-        try:
-            rs: Ruleset = mod.load_json(text, origin)
+            rs: Ruleset = load_json(text, origin)
         except ValueError as exc:
             msg = str(exc)
             raise FirewallError(msg if origin in msg else f"{origin}: {msg}") from None
@@ -127,12 +124,8 @@ def read_live(with_nft: bool = True) -> FirewallState:
 
 def _add_nftables(state: FirewallState) -> None:
     try:
-        mod = importlib.import_module("auditor.firewall.nft_json")
-        rs: Ruleset = mod.read_live()
-    except ImportError:
-        state.problems.append("nftables: reader not available in this build")
-        return
-    except Exception as exc:  # a reader failure must not stop the other backends
+        rs: Ruleset = read_nft_live()
+    except NftError as exc:  # an unreadable nftables ruleset must not stop the other backends
         msg = str(exc)
         state.problems.append(msg if msg.startswith("nftables") else f"nftables: {msg}")
         return

@@ -32,6 +32,10 @@ from auditor.firewall.model import ChainOutcome, HookChain, Packet, Policy, Rule
 from auditor.firewall.nft_objects import BACKEND, NftChain, NftError, NftRule, NftSet, NftTable
 from auditor.models import Location, ParseIssue
 
+__all__ = [  # the parts' types live in nft_objects and are published here too
+    "BACKEND", "NftChain", "NftError", "NftRule", "NftRuleset", "NftSet", "NftTable",
+    "load_json", "read_live",
+]
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 IPTABLES_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security", "broute"})
 IPTABLES_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING",

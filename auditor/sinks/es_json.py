@@ -11,10 +11,9 @@ none) plus the caller's extra top-level fields; a property test checks it. Value
 orjson would render differently from :mod:`json` go through :func:`_default`
 (datetimes as ``isoformat()``, other mappings with ``str`` keys, the rest as ``str``);
 whatever orjson refuses (non-string keys, integers beyond 64 bits, lone surrogates)
-falls back, for that event only, to ``to_ecs`` and the standard encoder, as does
-everything when orjson is not installed. One difference is deliberate: a NaN or
-infinite float becomes ``null``, where :mod:`json` would write ``NaN``, which is
-not JSON and which Elasticsearch refuses.
+falls back, for that event only, to ``to_ecs`` and the standard encoder. One
+difference is deliberate: a NaN or infinite float becomes ``null``, where :mod:`json`
+would write ``NaN``, which is not JSON and which Elasticsearch refuses.
 """
 
 from __future__ import annotations
@@ -25,12 +24,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from auditor.models import Event, plain, to_ecs
+import orjson
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is a declared dependency
-    orjson = None  # type: ignore[assignment]
+from auditor.models import Event, plain, to_ecs
 
 _std = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
@@ -140,25 +136,18 @@ def _slow(event: Event, host: str, tail: Mapping[str, Any]) -> bytes:
     return _std(doc).encode("utf-8", "surrogatepass")
 
 
-if orjson is not None:
-    _dumps = orjson.dumps
-    _OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-    _ERROR: type[Exception] = orjson.JSONEncodeError
+_dumps = orjson.dumps
+_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
-    def event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
-        """The ECS document of ``event`` as compact UTF-8 JSON (no raw newline).
 
-        ``host`` fills a missing ``host.name``; ``tail`` adds top-level fields.
-        """
-        try:
-            return _dumps(event_doc(event, host, tail), _default, _OPTS)
-        except _ERROR:
-            return _slow(event, host, tail or {})
+def event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
+    """The ECS document of ``event`` as compact UTF-8 JSON (no raw newline).
 
-else:  # pragma: no cover
-
-    def event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
-        """The ECS document of ``event`` as compact UTF-8 JSON (standard library)."""
+    ``host`` fills a missing ``host.name``; ``tail`` adds top-level fields.
+    """
+    try:
+        return _dumps(event_doc(event, host, tail), _default, _OPTS)
+    except orjson.JSONEncodeError:
         return _slow(event, host, tail or {})
 
 
