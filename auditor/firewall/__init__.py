@@ -24,7 +24,7 @@ from pathlib import Path
 from auditor.firewall.ipset import IpSets, parse_ipsets, read_live_ipsets
 from auditor.firewall.iptables_live import read_legacy_backend, read_nft_backend
 from auditor.firewall.iptables_ruleset import IptablesRuleset
-from auditor.firewall.iptables_save import SaveError, parse_save
+from auditor.firewall.iptables_save import RefusedTable, SaveError, parse_save
 from auditor.firewall.model import (
     ChainOutcome,
     FirewallState,
@@ -70,6 +70,8 @@ def read_text(text: str, origin: str, ipsets: IpSets | None = None,
         return rs
     try:
         return IptablesRuleset(parse_save(text, origin, backend), ipsets)
+    except RefusedTable as exc:
+        raise FirewallError(str(exc)) from None
     except SaveError as exc:
         raise FirewallError(f"{exc} (and not nft JSON either)") from None
 

@@ -16,28 +16,27 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 from auditor.firewall.ipset import IpSets
 from auditor.firewall.iptables_eval import CompiledRule, Undecidable, compile_rule
 from auditor.firewall.iptables_save import BUILTIN_CHAINS, Chain, SaveDump, Table
+from auditor.firewall.iptables_targets import NAT_TARGETS, apply_mark, mark_op, nat_to
+from auditor.firewall.jumps import MAX_RULE_VISITS, budget_reason
 from auditor.firewall.model import (
     IPTABLES_PRIORITIES,
     ChainOutcome,
     Conditional,
     HookChain,
-    NatStep,
     NotEvaluated,
     Packet,
     Policy,
     RuleRef,
     TraceEnv,
 )
-from auditor.firewall.nat import NatTo, parse_to, translate
+from auditor.firewall.nat import translate
 from auditor.models import Location, ParseIssue
 
 TERMINAL = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject"}
-NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"}
 # Targets that do something to the packet or log it and let it go on.
 NON_TERMINAL = {"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "CONNMARK", "CLASSIFY", "DSCP", "TOS",
                 "TTL", "HL", "TCPMSS", "CHECKSUM", "SECMARK", "CONNSECMARK", "SET", "IDLETIMER",
@@ -122,7 +121,8 @@ class IptablesRuleset:
                     f"table {table.name} appears twice; later wins"))
             self.tables[key] = table
             for chain in table.chains.values():
-                compiled = [compile_rule(r, table.family, ipsets) for r in chain.rules]
+                compiled = [self._effect(compile_rule(r, table.family, ipsets), table.name)
+                            for r in chain.rules]
                 ic = _IndexedChain(chain, compiled)
                 ic.build()
                 self._chains[(table.family, table.name, chain.name)] = ic
@@ -160,6 +160,7 @@ class IptablesRuleset:
         base = self._chains[(fam, chain.table, chain.chain)]
         cands, i = base.candidates(packet), 0
         start_packet = packet
+        visits = 0
         while True:
             if i >= len(cands):
                 if stack:
@@ -168,6 +169,10 @@ class IptablesRuleset:
                 break
             cr = cands[i]
             i += 1
+            visits += 1
+            if visits > MAX_RULE_VISITS:
+                ne.append(NotEvaluated(cr.rule.ref, budget_reason(chain.chain)))
+                break
             try:
                 if not all(check(packet, env) for check in cr.checks):
                     continue
@@ -191,7 +196,8 @@ class IptablesRuleset:
                                     ref.reject_with, tuple(path), tuple(cond), tuple(ne),
                                     packet if packet is not start_packet else None)
             if target in NAT_TARGETS and chain.table == "nat":
-                packet, step = _nat(target, cr, packet, env, chain.hook)
+                packet, step = translate(target.lower(), cr.effect, packet, env,  # type: ignore[arg-type]
+                                         chain.hook, ref)
                 return ChainOutcome("accept", ref, None, None, tuple(path), tuple(cond), tuple(ne),
                                     packet, step)
             if target == "RETURN":
@@ -209,7 +215,7 @@ class IptablesRuleset:
                 cands, i = sub.candidates(packet), 0
                 continue
             if target in ("MARK", "CONNMARK", "CT", "NOTRACK"):
-                packet = _apply(target, cr, packet)
+                packet = apply_mark(cr.effect, cr.rule, packet)  # type: ignore[arg-type]
                 continue
             if target in NON_TERMINAL:
                 continue
@@ -221,6 +227,21 @@ class IptablesRuleset:
                             tuple(ne), packet if packet is not start_packet else None)
 
     # --- helpers ---------------------------------------------------------------------------
+    def _effect(self, cr: CompiledRule, table: str) -> CompiledRule:
+        """``cr`` with its NAT/MARK options read; a bad value is an issue and not evaluated."""
+        rule = cr.rule
+        try:
+            if rule.target in NAT_TARGETS and table == "nat":
+                return replace(cr, effect=nat_to(rule))
+            if rule.target == "MARK":
+                return replace(cr, effect=mark_op(rule))
+        except ValueError as exc:
+            why = f"-j {rule.target}: {exc}"
+            self.issues.append(ParseIssue(rule.ref.location or Location(self.origin),
+                                          "iptables-save", why, rule.ref.text[:200]))
+            return replace(cr, unknown=(*cr.unknown, why))
+        return cr
+
     def _policy(self, fam: int, table: str, chain: Chain) -> Policy:
         return Policy(self.backend, "ip6" if fam == 6 else "ip", table, chain.name,
                       (chain.policy or "ACCEPT").lower(), chain.packets, chain.bytes)
@@ -257,37 +278,3 @@ def _what(target: str | None) -> str | None:
     if target is None:
         return None
     return TERMINAL.get(target, f"jump {target}" if target not in NON_TERMINAL else target.lower())
-
-
-@lru_cache(maxsize=4096)
-def _nat_to(text: str | None) -> NatTo:
-    return parse_to(text)
-
-
-def _nat(target: str, cr: CompiledRule, packet: Packet, env: TraceEnv,
-         hook: str) -> tuple[Packet, NatStep]:
-    """The packet after a DNAT/SNAT/REDIRECT/MASQUERADE/NETMAP rule, and the step to show."""
-    opts = {o.name: o.arg for o in cr.rule.target_options}
-    text = (opts.get("to-destination") or opts.get("to-source") or opts.get("to-ports")
-            or opts.get("to"))
-    return translate(target.lower(), _nat_to(text), packet, env, hook, cr.rule.ref)
-
-
-def _apply(target: str, cr: CompiledRule, packet: Packet) -> Packet:
-    opts = {o.name: o.arg for o in cr.rule.target_options}
-    if target == "MARK":
-        if "set-xmark" in opts or "set-mark" in opts:
-            val, _, mask = (opts.get("set-xmark") or opts["set-mark"]).partition("/")
-            v, m = int(val, 0), int(mask, 0) if mask else 0xFFFFFFFF
-            if "set-mark" in opts:
-                return packet.with_mark((packet.mark & ~m & 0xFFFFFFFF) | v)
-            return packet.with_mark((packet.mark & ~m & 0xFFFFFFFF) ^ v)
-        for op in ("and-mark", "or-mark", "xor-mark"):
-            if op in opts:
-                v = int(opts[op], 0)
-                mark = {"and-mark": packet.mark & v, "or-mark": packet.mark | v,
-                        "xor-mark": packet.mark ^ v}[op]
-                return packet.with_mark(mark)
-    if target == "NOTRACK" or (target == "CT" and "notrack" in opts):
-        return replace(packet, ct_state="untracked")
-    return packet

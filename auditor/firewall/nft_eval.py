@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from auditor.firewall import nft_render
+from auditor.firewall.jumps import MAX_RULE_VISITS, budget_reason
 from auditor.firewall.model import (
     ChainOutcome,
     Conditional,
@@ -224,6 +225,7 @@ class Compiled:
         base = self.chains[(hc.family, hc.table, hc.chain)]
         cur, cands, pos = base, base.candidates(pv), 0
         stack: list[tuple[_Chain, list[int], int]] = []
+        visits = 0
         while True:
             if pos >= len(cands):
                 if not stack:
@@ -232,6 +234,10 @@ class Compiled:
                 continue
             rule = cur.rules[cands[pos]]
             pos += 1
+            visits += 1
+            if visits > MAX_RULE_VISITS:
+                nevals.append(NotEvaluated(rule.ref, budget_reason(hc.chain)))
+                break
             v = self._exec(rule, pv, path, conds, nevals)
             if v is None or v[0] == "continue":
                 continue

@@ -24,10 +24,11 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from auditor.firewall import nft_eval, nft_layout, nft_render
+from auditor.firewall.jumps import Jump, find_loop, loop_message
 from auditor.firewall.model import ChainOutcome, HookChain, Packet, Policy, RuleRef, TraceEnv
 from auditor.firewall.nft_objects import BACKEND, NftChain, NftError, NftRule, NftSet, NftTable
 from auditor.models import Location, ParseIssue
@@ -157,7 +158,7 @@ def load_json(text: str, origin: str) -> NftRuleset:
         return Location(origin, lines.line(offs[i]) if i < len(offs) else 0)
 
     chain_rules: dict[tuple[str, str, str], list[NftRule]] = {}
-    chain_objs: list[tuple[int, Mapping[str, Any]]] = []
+    chain_objs: list[tuple[int, NftChain]] = []
     for i, obj in enumerate(objs):
         try:
             _load_object(rs, i, obj, loc, chain_rules, chain_objs)
@@ -165,24 +166,85 @@ def load_json(text: str, origin: str) -> NftRuleset:
             rs.issues.append(ParseIssue(loc(i), "nft-json", f"malformed object: {exc!r}",
                                         json.dumps(obj)[:200]))
     for i, c in chain_objs:
-        key = (str(c["family"]), str(c["table"]), str(c["name"]))
-        rs.chains[key] = NftChain(
-            key[0], key[1], key[2], c.get("handle"), c.get("type"), c.get("hook"),
-            int(c["prio"]) if "prio" in c else None, c.get("policy"),
-            c.get("dev") if isinstance(c.get("dev"), str) else None,
-            tuple(chain_rules.pop(key, [])), loc(i))
+        key = (c.family, c.table, c.name)
+        rs.chains[key] = replace(c, rules=tuple(chain_rules.pop(key, [])), location=loc(i))
     for key, orphans in chain_rules.items():
         for r in orphans:
             rs.issues.append(ParseIssue(r.ref.location or Location(origin), "nft-json",
                                         f"rule in unknown chain {' '.join(key)}", r.text))
+    _refuse_loops(rs)
     _mark_dynamic_sets(rs)
     _mark_iptables_tables(rs)
     return rs
 
 
+def _chain(c: Mapping[str, Any]) -> NftChain:
+    """A chain object's fields, checked (the rules and location are added later)."""
+    fam, table, name = (_word(c, k) for k in ("family", "table", "name"))
+    if fam not in FAMILIES:
+        raise ValueError(f"unknown family {fam!r}")
+    prio = c.get("prio")
+    if prio is not None and (not isinstance(prio, int) or isinstance(prio, bool)):
+        raise ValueError(f"chain {name}: prio must be an integer, not {prio!r}"[:200])
+    hook, typ, pol = c.get("hook"), c.get("type"), c.get("policy")
+    for what, val in (("hook", hook), ("type", typ), ("policy", pol)):
+        if val is not None and not isinstance(val, str):
+            raise ValueError(f"chain {name}: {what} must be a word, not {val!r}"[:200])
+    if pol is not None and pol not in ("accept", "drop"):
+        raise ValueError(f"chain {name}: policy must be accept or drop, not {pol!r}"[:200])
+    return NftChain(fam, table, name, c.get("handle"), typ, hook, prio, pol,
+                    c.get("dev") if isinstance(c.get("dev"), str) else None)
+
+
+def _word(body: Mapping[str, Any], key: str) -> str:
+    if key not in body:
+        raise ValueError(f"no {key!r}")
+    val = body[key]
+    if not isinstance(val, str) or not val:
+        raise ValueError(f"{key} must be a name, not {val!r}"[:200])
+    return val
+
+
+def _refuse_loops(rs: NftRuleset) -> None:
+    """NftError (file:line) when jumps/gotos, verdict maps included, form a loop."""
+    tables: dict[tuple[str, str], dict[str, list[Jump]]] = {}
+    for c in rs.chains.values():
+        edges = tables.setdefault((c.family, c.table), {})
+        out = edges.setdefault(c.name, [])
+        for r in c.rules:
+            maps = [rs.sets.get((c.family, c.table, ref)) for ref in _jumps(r.expr, out, r)]
+            for st in maps:
+                if st is not None and st.map_type == "verdict":
+                    _jumps(st.elements, out, r)
+    for (_, table), edges in tables.items():
+        found = find_loop(edges)
+        if found is not None:
+            chains, where = found
+            raise NftError(f"{where or rs.origin}: {loop_message(chains, table)}")
+
+
+def _jumps(tree: Any, out: list[Jump], rule: NftRule) -> list[str]:
+    """Add the jump/goto targets found anywhere in ``tree``; return the @map names used."""
+    refs: list[str] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, Mapping):
+            for key, val in node.items():
+                if key in ("jump", "goto") and isinstance(val, Mapping):
+                    out.append(Jump(str(val.get("target")), rule.ref.location))
+                else:
+                    todo.append(val)
+        elif isinstance(node, list | tuple):
+            todo.extend(node)
+        elif isinstance(node, str) and node.startswith("@"):
+            refs.append(node[1:])
+    return refs
+
+
 def _load_object(rs: NftRuleset, i: int, obj: Any, loc: Any,
                  chain_rules: dict[tuple[str, str, str], list[NftRule]],
-                 chain_objs: list[tuple[int, Mapping[str, Any]]]) -> None:
+                 chain_objs: list[tuple[int, NftChain]]) -> None:
     if not isinstance(obj, Mapping) or len(obj) != 1:
         raise ValueError("expected an object with one key")
     kind, body = next(iter(obj.items()))
@@ -198,7 +260,7 @@ def _load_object(rs: NftRuleset, i: int, obj: Any, loc: Any,
         rs.tables[(fam, str(body["name"]))] = NftTable(
             fam, str(body["name"]), body.get("handle"), tuple(body.get("flags", ())))
     elif kind == "chain":
-        chain_objs.append((i, body))
+        chain_objs.append((i, _chain(body)))
     elif kind in ("set", "map"):
         typ = body["type"]
         key = (str(body["family"]), str(body["table"]), str(body["name"]))
