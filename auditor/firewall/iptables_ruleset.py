@@ -42,7 +42,6 @@ NON_TERMINAL = {"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "CONNMARK", "CLASSIFY"
                 "TTL", "HL", "TCPMSS", "CHECKSUM", "SECMARK", "CONNSECMARK", "SET", "IDLETIMER",
                 "LED", "HMARK", "TEE", "RATEEST", "TCPOPTSTRIP", "NFACCT", "CT", "NOTRACK",
                 "MARK", "MASQUERADE_HACK"}
-MAX_DEPTH = 64
 INDEX_MIN_RULES = 8
 
 
@@ -207,11 +206,8 @@ class IptablesRuleset:
                 break
             sub = self._chains.get((fam, chain.table, target))
             if sub is not None and target not in BUILTIN_CHAINS.get(chain.table, ()):
-                if not cr.rule.goto:
-                    if len(stack) >= MAX_DEPTH:
-                        ne.append(NotEvaluated(ref, "chain nesting deeper than 64"))
-                        continue
-                    stack.append((cands, i))
+                if not cr.rule.goto:  # no depth limit: loops are refused on reading, so
+                    stack.append((cands, i))  # the stack holds at most one entry per chain
                 cands, i = sub.candidates(packet), 0
                 continue
             if target in ("MARK", "CONNMARK", "CT", "NOTRACK"):

@@ -11,6 +11,7 @@ reader can report it with the rule's file:line; tracing never parses target opti
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, replace
 
 from auditor.firewall.iptables_save import IptRule
@@ -19,6 +20,7 @@ from auditor.firewall.nat import NatTo, parse_to
 
 NAT_TARGETS = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
 _U32 = 0xFFFFFFFF
+_PORTS = re.compile(r"\d{1,5}(-\d{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,10 @@ def mark_op(rule: IptRule) -> MarkOp | None:
 def nat_to(rule: IptRule) -> NatTo:
     """Where a NAT target sends the connection, checked; ValueError when malformed."""
     opts = {o.name: o.arg for o in rule.target_options}
-    text = (opts.get("to-destination") or opts.get("to-source") or opts.get("to-ports")
-            or opts.get("to"))
+    ports = opts.get("to-ports")
+    if ports is not None and not _PORTS.fullmatch(ports):
+        raise ValueError(f"--to-ports {ports!r} is not a port or port range")
+    text = opts.get("to-destination") or opts.get("to-source") or ports or opts.get("to")
     try:
         to = parse_to(text)
     except (ValueError, IndexError):
