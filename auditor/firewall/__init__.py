@@ -15,6 +15,7 @@ Public API::
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import subprocess
@@ -60,6 +61,22 @@ def read_file(path: str, ipsets: IpSets | None = None, backend: str = "iptables-
 
 def read_text(text: str, origin: str, ipsets: IpSets | None = None,
               backend: str = "iptables-nft") -> Ruleset:
+    """An iptables-save dump or nft JSON, recognised by content; FirewallError names file:line.
+
+    Reading builds many objects and frees almost none, so the cyclic garbage collector
+    only rescans them: it is paused while reading (20,000 iptables rules, bench_trace.py:
+    load 1.9 s -> 1.0 s of CPU, best of 3 each).
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_text(text, origin, ipsets, backend)
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _read_text(text: str, origin: str, ipsets: IpSets | None, backend: str) -> Ruleset:
     head = text.lstrip()[:1]
     if head in ("{", "["):
         try:

@@ -13,7 +13,6 @@ and the packet rewritten (:func:`auditor.firewall.nat.translate`).
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -54,10 +53,15 @@ class _IndexedChain:
     by_dport: dict[int, list[int]] = field(default_factory=dict)
     by_src: dict[str, list[int]] = field(default_factory=dict)
     by_need: dict[str, list[int]] = field(default_factory=dict)  # indexed rules by needs
+    wild_rules: list[CompiledRule] = field(default_factory=list)  # never changed by callers
 
     def build(self) -> None:
         if len(self.rules) < INDEX_MIN_RULES:
             return
+        self._build()
+        self.wild_rules = [self.rules[i] for i in self.wild]
+
+    def _build(self) -> None:
         for i, cr in enumerate(self.rules):
             if "*" in cr.needs:
                 self.wild.append(i)
@@ -92,14 +96,8 @@ class _IndexedChain:
                     lists.append(got)
         rules = self.rules
         if len(lists) == 1:
-            return [rules[i] for i in self.wild]
-        seen: set[int] = set()
-        out = []
-        for i in heapq.merge(*lists):
-            if i not in seen:
-                seen.add(i)
-                out.append(rules[i])
-        return out
+            return self.wild_rules
+        return [rules[i] for i in sorted(set().union(*lists))]  # position order, no repeats
 
 
 class IptablesRuleset:
@@ -112,6 +110,7 @@ class IptablesRuleset:
         self.ipsets = ipsets
         self.tables: dict[tuple[int, str], Table] = {}
         self._chains: dict[tuple[int, str, str], _IndexedChain] = {}
+        self._hooks: dict[tuple[int, str], list[HookChain]] = {}
         for table in dump.tables:
             key = (table.family, table.name)
             if key in self.tables:  # a second dump of the same table: keep the later one
@@ -140,6 +139,12 @@ class IptablesRuleset:
                     yield self._policy(fam, table.name, chain)
 
     def hook_chains(self, family: int, hook: str) -> list[HookChain]:
+        got = self._hooks.get((family, hook))  # the tables never change after loading
+        if got is None:
+            got = self._hooks[(family, hook)] = self._hook_chains(family, hook)
+        return list(got)
+
+    def _hook_chains(self, family: int, hook: str) -> list[HookChain]:
         out = []
         fname = "ip6" if family == 6 else "ip"
         for name, prios in IPTABLES_PRIORITIES.items():

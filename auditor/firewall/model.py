@@ -42,7 +42,7 @@ JSON shapes (``to_json``) are the ones documented for ``auditor rules trace``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -307,13 +307,16 @@ class TraceResult:
         """True when nothing conditional or unevaluated was met on the way."""
         return not self.conditional and not self.not_evaluated
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, rule_json: Callable[[RuleRef], dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+        """The ``rules trace`` JSON; ``rule_json`` may memoise :meth:`RuleRef.to_json`."""
+        rj = rule_json or RuleRef.to_json
         return {
             "verdict": self.verdict,
             "reject_with": self.reject_with,
-            "rule": self.rule.to_json() if self.rule else None,
+            "rule": rj(self.rule) if self.rule else None,
             "policy": self.policy.to_json() if self.policy else None,
-            "path": [r.to_json() for r in self.path],
+            "path": [rj(r) for r in self.path],
             "conditional": [c.to_json() for c in self.conditional],
             "not_evaluated": [n.to_json() for n in self.not_evaluated],
             "nat": [n.to_json() for n in self.nat],
