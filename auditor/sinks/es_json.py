@@ -96,11 +96,11 @@ _SPECIAL_CODE = {
         "    else:\n"
         "        {g} = x"
     ),
-    "host": f"if e.{_HOST_ATTR} is None:\n    {{g}}['name'] = host",
+    "host": f"if e.{_HOST_ATTR} is None and host is not None:\n    {{g}}['name'] = host",
 }
 
 
-def _generate() -> Callable[[Event, str, Mapping[str, Any] | None], dict[str, Any]]:
+def _generate() -> Callable[[Event, str | None, Mapping[str, Any] | None], dict[str, Any]]:
     """One flat function building the whole document: no recursion, no path walks."""
     lines = ["def event_doc(e, host, tail):", "    d = {}"]
     lines += _gen_group(_TREE, "d", "    ", 0)
@@ -128,9 +128,9 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _slow(event: Event, host: str, tail: Mapping[str, Any]) -> bytes:
+def _slow(event: Event, host: str | None, tail: Mapping[str, Any]) -> bytes:
     doc = to_ecs(event)
-    if event.host_name is None:
+    if event.host_name is None and host is not None:
         doc.setdefault("host", {})["name"] = host
     doc.update(tail)
     return _std(doc).encode("utf-8", "surrogatepass")
@@ -140,10 +140,12 @@ _dumps = orjson.dumps
 _OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
+def event_bytes(event: Event, host: str | None,
+                tail: Mapping[str, Any] | None = None) -> bytes:
     """The ECS document of ``event`` as compact UTF-8 JSON (no raw newline).
 
-    ``host`` fills a missing ``host.name``; ``tail`` adds top-level fields.
+    ``host`` fills a missing ``host.name`` (None: left out, as ``to_ecs``); ``tail`` adds
+    top-level fields.
     """
     try:
         return _dumps(event_doc(event, host, tail), _default, _OPTS)
@@ -151,11 +153,24 @@ def event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) 
         return _slow(event, host, tail or {})
 
 
-def event_json(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> str:
+def event_json(event: Event, host: str | None, tail: Mapping[str, Any] | None = None) -> str:
     """:func:`event_bytes` as text."""
     return event_bytes(event, host, tail).decode("utf-8", "surrogatepass")
 
 
-def stdlib_event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
+def stdlib_event_bytes(event: Event, host: str | None,
+                       tail: Mapping[str, Any] | None = None) -> bytes:
     """The reference rendering: ``to_ecs`` and :mod:`json` (what the fast path must equal)."""
     return _slow(event, host, tail or {})
+
+
+def doc_bytes(doc: Mapping[str, Any]) -> bytes:
+    """Any JSON-ready document as compact UTF-8 JSON by orjson (what it refuses: :mod:`json`)."""
+    try:
+        return _dumps(doc, _default, _OPTS)
+    except orjson.JSONEncodeError:
+        return _std_any(doc).encode("utf-8", "surrogatepass")
+
+
+# what orjson refuses in doc_bytes, rendered with the same defaults (datetimes as isoformat)
+_std_any = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default).encode
