@@ -54,7 +54,11 @@ class FoundFormat:
 
 def config_beside(log_path: Path, root: str | None = None) -> Path | None:
     """The first nginx configuration named in :data:`CONFIG_NAMES` beside ``log_path``
-    (with ``root``, an input's folder: only inside it, links leading out not taken)."""
+    (with ``root``, an input's folder: only inside it, links leading out not taken).
+
+    One that is, or lies through, a symbolic link leading out of its folder is
+    passed over: an input does not get to name a file of this host.
+    """
     folder = log_path.parent
     real_root = os.path.realpath(root) if root is not None else None
     for _ in range(CONFIG_LEVELS + 1):
@@ -62,7 +66,7 @@ def config_beside(log_path: Path, root: str | None = None) -> Path | None:
             candidate = folder / name
             if real_root is not None and check(str(candidate), real_root) is not None:
                 continue
-            if candidate.is_file():
+            if candidate.is_file() and candidate.resolve().is_relative_to(folder.resolve()):
                 return candidate
         if folder.parent == folder or (real_root and os.path.realpath(folder) == real_root):
             break

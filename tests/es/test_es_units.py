@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.config import ConfigError, Secret, load_config
+from auditor.config import ConfigError, Secret, load_config, validate_namespace
 from auditor.models import Event, Evidence, Finding, Location, to_ecs
 from auditor.parsers import registry
 from auditor.parsers.base import ParseContext
