@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 DEFAULT_MAX_FILES = 20_000
 
 
+class SourceError(OSError):
+    """A path that cannot be read, with a one-line reason."""
+
+
 def max_files() -> int:
     """The cap on files per input (``AUDITOR_MAX_FILES``)."""
     text = os.environ.get("AUDITOR_MAX_FILES", "")

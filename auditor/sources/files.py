@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from auditor.paths import SourceError as SourceError
 from auditor.paths import Tree, open_regular
 
 _MAGIC = {
@@ -29,10 +30,6 @@ def display_path(path: str | os.PathLike[str]) -> str:
     (kept as surrogates by ``surrogateescape``) are shown as ``\\xNN``. For output only:
     the path itself still opens the file."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-class SourceError(OSError):
-    """A path that cannot be read, with a one-line reason."""
 
 
 def open_binary(path: str | os.PathLike[str], regular: bool = False) -> BinaryIO:
