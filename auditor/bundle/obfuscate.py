@@ -45,6 +45,7 @@ _V6 = (
 _ADDRESS = (
     r"((?<![\w:.])(?:" + _V6 + r")(?![:\w])|(?<![\w.])" + _V4 + r")(?:/(\d{1,3}))?(?!\w|\.\d)"
 )
+CACHE_LIMIT = 200_000  # tokens remembered (address:port pairs are many); past it, forgotten
 # Runs of address characters holding a "." or ":": the regex engine skips the rest fast,
 # and only these runs meet _ADDRESS.
 _CANDIDATE = re.compile(r"[0-9A-Fa-f:]+[.:][0-9A-Fa-f:.]*(?:/\d{1,3})?")
@@ -94,6 +95,8 @@ class Obfuscator:
         for run in self._runs(text):
             if run.group(0) in self._seen:
                 continue
+            if len(self._seen) > CACHE_LIMIT:
+                self._seen.clear()
             self._seen.add(run.group(0))
             for m in self._address.finditer(run.group(0)):
                 got = self._parse(m.group(1), m.group(2))
@@ -202,6 +205,8 @@ class Obfuscator:
             return run.group(0)
         new = self._done.get(run.group(0))
         if new is None:
+            if len(self._done) > CACHE_LIMIT:
+                self._done.clear()
             new = self._done[run.group(0)] = self._address.sub(self._sub, run.group(0))
         return new
 

@@ -36,27 +36,28 @@ def main() -> None:
         with open(logs[-1], "rb") as fin, gzip.open(rotated, "wb") as fout:
             shutil.copyfileobj(fin, fout)
         sources = [*logs, rotated]
-        size = _mb(logs) * 2  # the rotation holds the access log again, uncompressed
-        t0 = time.perf_counter()
+        size = _mb(sources[:-1]) + _mb([logs[-1]])  # the rotation is the access log again
+        t0, c0 = time.perf_counter(), time.process_time()
         for src in sources:
             shutil.copyfile(src, work / f"plain-{src.name}")
-        plain = time.perf_counter() - t0
+        plain, plain_cpu = time.perf_counter() - t0, time.process_time() - c0
         col = Collector(str(work / "bundle"))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for src in sources:
             with open(src, "rb") as fin:
                 col.copy(f"logs/{src.name}", fin, str(src))
-        redacted = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        redacted, redacted_cpu = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         mapping = obfuscate_dir(str(work / "bundle"))
-        obfuscated = time.perf_counter() - t0
+        obfuscated, obfuscated_cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"logs: {size:.0f} MB uncompressed ({len(sources)} files, one gzip rotation)")
-    print(f"plain copy:        {plain:6.2f} s")
-    print(f"redacted copy:     {redacted:6.2f} s  {size / redacted:6.1f} MB/s  "
-          f"({sum(int(r['count']) for r in col.redactions)} redactions)")
-    print(f"obfuscate (2 passes): {obfuscated:6.2f} s  {size / obfuscated:6.1f} MB/s  "
-          f"({len(mapping['addresses'])} addresses, {len(mapping['names'])} names)")
-
+    print("                      wall s   CPU s   MB/s of CPU")
+    for what, wall, cpu in (("plain copy", plain, plain_cpu),
+                            ("redacted copy", redacted, redacted_cpu),
+                            ("obfuscate, 2 passes", obfuscated, obfuscated_cpu)):
+        print(f"{what:20} {wall:8.2f} {cpu:7.2f} {size / max(cpu, 1e-9):9.1f}")
+    print(f"({sum(int(r['count']) for r in col.redactions)} redactions; "
+          f"{len(mapping['addresses'])} addresses, {len(mapping['names'])} names replaced)")
 
 if __name__ == "__main__":
     main()
