@@ -27,6 +27,7 @@ ARTIFACT_KINDS = (
     "ss",
     "proc-limits",
     "nginx-config",
+    "trace-header",
 )
 
 _SYSCTL = re.compile(r"^[a-z][a-z0-9_\-]*(\.[A-Za-z0-9_\-]+)+\s*=\s?.*$")
@@ -111,6 +112,10 @@ def recognise(head: Sequence[str]) -> str | None:
 
 
 def _json_kind(text: str) -> str | None:
+    if text.startswith('{"kernel-trace"'):
+        return "kernel-trace"  # records of the kernel-trace parser
+    if '"auditor-trace-header"' in text[:200]:
+        return "trace-header"
     if '"nftables"' in text[:200]:
         return "nft-json"
     if '"auditor-bundle"' in text[:400]:

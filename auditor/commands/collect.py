@@ -9,17 +9,26 @@ import typer
 
 from auditor.bundle.collect import MAPPING_SUFFIX, collect, default_output, summary
 from auditor.bundle.standins import ObfuscationError
+from auditor.bundle.trace import hook as trace_hook
 from auditor.commands._common import clean_errors, fail
+from auditor.sinks.text import console as text_console
+from auditor.sinks.text import line
 from auditor.timeutil import parse_duration
 
 EXAMPLES = """
 [bold]Examples[/]
 
-  auditor collect                              # ./auditor-HOST-TIME.tar.gz, last 2h, 10 s sample
+  auditor collect               # ./auditor-HOST-TIME.tar.gz, last 2h, 10 s
   auditor collect -o /tmp/incident.tar.gz --since 6h --sample 30
-  auditor collect --obfuscate -o /tmp/share.tar.gz   # stand-ins for addresses and host names
-  auditor collect --standalone > auditor-collect.py  # for hosts without auditor (python3 only)
-  auditor limits --from /tmp/incident.tar.gz   # analyse it here or on another machine
+  auditor collect --trace 10    # + the kernel's own reset reasons, 10 s
+  auditor collect --obfuscate -o /tmp/share.tar.gz   # stand-ins for addresses
+  auditor collect --standalone > auditor-collect.py  # for hosts without auditor
+  auditor limits --from /tmp/incident.tar.gz   # here or on another machine
+
+[bold]Exit status[/]
+
+  0  the archive was written (what could not be collected is listed)
+  2  bad option, or the archive could not be written
 """
 
 
@@ -37,6 +46,11 @@ def register(app: typer.Typer) -> None:
         sample: float = typer.Option(
             10.0,
             help="Seconds between the two counter snapshots (0: one snapshot, totals since boot).",
+        ),
+        trace: float = typer.Option(
+            0.0,
+            help="Record the kernel's reset/drop reasons for this many seconds (root; "
+            "replaces --sample as the counter window).",
         ),
         obfuscate: bool = typer.Option(
             False,
@@ -73,15 +87,21 @@ def register(app: typer.Typer) -> None:
             fail(f"--since: cannot read {since!r} (use e.g. 30m, 2h, 1d)")
         if sample < 0 or sample > 3600:
             fail("--sample: give seconds between 0 and 3600")
+        if trace < 0 or trace > 3600:
+            fail("--trace: give seconds between 0 and 3600")
         output = output or default_output(obfuscate)
         parent = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(parent):
             fail(f"{output}: directory {parent} does not exist")
-        if sample:
-            typer.echo(f"sampling counters for {sample:g} s ...", err=True)
+        console = text_console(stderr=True)
+        if trace:
+            console.print(f"recording the kernel's reset reasons for {trace:g} s ...")
+        elif sample:
+            console.print(f"sampling counters for {sample:g} s ...")
         try:
-            manifest = collect(output, window, sample, not no_redact, obfuscate)
+            hook = trace_hook(trace) if trace > 0 else None
+            manifest = collect(output, window, sample, not no_redact, obfuscate, window=hook)
         except ObfuscationError as exc:
             fail(str(exc))
-        for line in summary(manifest, output):
-            typer.echo(line, err=True)
+        for text in summary(manifest, output):
+            console.print(line(text))
