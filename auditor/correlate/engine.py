@@ -16,11 +16,12 @@ from typing import Any
 
 from auditor.correlate import fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
-from auditor.correlate.findings import build_finding, merge_findings, notes_for
+from auditor.correlate.findings import build_finding, merge_findings
 from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.report import Report, Unexplained
+from auditor.correlate.risks import notes_for
 from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
-from auditor.correlate.state import StateView, view_of
+from auditor.limits.snapshot import HostState
 from auditor.models import Event, Finding
 
 MAX_TRACES = 200
@@ -29,7 +30,7 @@ MAX_TRACES = 200
 def correlate(
     events: Iterable[Event] | Aggregator,
     rulesets: Sequence[Any] | None = None,
-    state: Any = None,
+    state: HostState | None = None,
     query: Query | None = None,
     catalog: Catalog | None = None,
     window: timedelta = WINDOW,
@@ -39,7 +40,7 @@ def correlate(
     catalog = catalog or load_default()
     query = query or Query()
     rulesets = list(rulesets or ())
-    view = view_of(state)
+    view = state if state is not None else HostState()
     agg = (
         events if isinstance(events, Aggregator) else Aggregator(window, query.client).feed(events)
     )
@@ -138,7 +139,7 @@ def _query_group(
     facts: dict[int, GroupFacts],
     query: Query,
     rulesets: list[Any],
-    view: StateView,
+    view: HostState,
     agg: Aggregator,
     now: datetime | None,
 ) -> tuple[Group | None, GroupFacts]:
@@ -170,7 +171,7 @@ def _query_group(
 
 def _counter_groups(
     catalog: Catalog,
-    view: StateView,
+    view: HostState,
     winners: set[str],
     start: datetime | None,
     end: datetime | None,

@@ -13,11 +13,8 @@ from dataclasses import replace
 from typing import Any
 
 from auditor.correlate import fwlink
-from auditor.correlate.catalog import Catalog
 from auditor.correlate.grouping import Group
-from auditor.correlate.report import Note
 from auditor.correlate.scoring import Scored, confidence, event_evidence, limit_text
-from auditor.correlate.state import StateView
 from auditor.models import Evidence, Finding, Limit
 
 MAX_EVIDENCE = 12
@@ -88,7 +85,11 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
             limit_name=lim.name,
             limit_value=str(lim.value),
             limit_observed=str(lim.observed if lim.observed is not None else "?"),
-            limit_suggested=suggest(lim.value, lim.observed),
+            limit_suggested=(
+                str(best.fact.suggested)
+                if best.fact is not None and best.fact.limit is lim and best.fact.suggested
+                else suggest(lim.value, lim.observed)
+            ),
             limit_unit=lim.unit,
             limit_where=(
                 f"{lim.location.path}:{lim.location.line}"
@@ -246,77 +247,6 @@ def _min(a: Any, b: Any) -> Any:
 
 def _max(a: Any, b: Any) -> Any:
     return b if a is None else a if b is None else max(a, b)
-
-
-def notes_for(
-    catalog: Catalog, view: StateView, findings: Sequence[Finding], rulesets: Sequence[Any]
-) -> list[Note]:
-    """Risks no reset confirmed: checks without a finding of their cause, idle reset rules."""
-    found = {f.cause for f in findings}
-    notes: list[Note] = []
-    titles: Mapping[str, str] = {c.id: c.title for c in catalog.causes}
-    # Checks cited as evidence of a cause that was found are not separate notes.
-    cited_checks = {
-        i
-        for c in catalog.causes
-        if c.id in found
-        for spec in c.evidence
-        if spec.kind == "check"
-        for i in spec.strings("ids")
-    }
-    for check in view.checks:
-        if check.cause in found or check.cause in cited_checks:
-            continue
-        notes.append(
-            Note(
-                check.cause,
-                titles.get(check.cause, check.title),
-                f"{check.summary} (no reset event confirms it)",
-                tuple(check.evidence[:3]),
-            )
-        )
-    if view.since_boot:
-        for cause in catalog.causes:
-            if cause.id in found or cause.role != "cause":
-                continue
-            for spec in cause.evidence:
-                if spec.kind != "counter" or not spec.anchor:
-                    continue
-                for name, value in view.counter_hits(spec.strings("names"))[:2]:
-                    notes.append(
-                        Note(
-                            cause.id,
-                            cause.title,
-                            f"{name} = {value} since boot (one snapshot: take two, "
-                            "e.g. --sample 10, to see whether it grows now)",
-                        )
-                    )
-    cited = {(f.rule or {}).get("text") for f in findings}
-    for ruleset in rulesets:
-        try:
-            rules = list(ruleset.rules())
-        except Exception:
-            continue
-        for rule in rules:
-            if getattr(rule, "can_reset", False) and not rule.packets and rule.text not in cited:
-                loc = rule.location
-                notes.append(
-                    Note(
-                        "firewall-reject",
-                        "A rule could reset but matched nothing",
-                        f"{fwlink.rule_where(rule)}: {rule.text} (0 packets)",
-                        (
-                            Evidence(
-                                loc.path if loc else "rules",
-                                loc.line if loc else None,
-                                rule.text,
-                                0.0,
-                                "rule",
-                            ),
-                        ),
-                    )
-                )
-    return notes
 
 
 def limit_of(mapping: Mapping[str, Any] | None) -> Limit | None:
