@@ -87,7 +87,7 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
             limit_observed=str(lim.observed if lim.observed is not None else "?"),
             limit_suggested=(
                 str(best.fact.suggested)
-                if best.fact is not None and best.fact.limit is lim and best.fact.suggested
+                if best.fact is not None and best.fact.limit == lim and best.fact.suggested
                 else suggest(lim.value, lim.observed)
             ),
             limit_unit=lim.unit,

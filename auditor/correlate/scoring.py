@@ -65,6 +65,7 @@ class Scored:
     rule: Traced | None = None
     limit: Limit | None = None
     fact: Fact | None = None  # the host fact whose limit (and suggested value) the remedy uses
+    limit_shown: bool = False  # False while ``limit`` is only the fullest candidate, not evidence
     near_events: list[Event] = field(default_factory=list)
 
 
@@ -181,8 +182,10 @@ def _match_fact(spec: EvidenceSpec, state: HostState, facts: GroupFacts, out: Sc
                 "config",
             )
         )
-        if found.limit is not None and out.limit is None:
-            out.limit, out.fact = found.limit, found
+        if found.limit is not None and not out.limit_shown:
+            out.limit, out.fact, out.limit_shown = found.limit, found, True
+        elif found.limit is not None and found.limit == out.limit and out.fact is None:
+            out.fact = found  # the same limit: the fact's suggested value is the better one
     return spec.weight
 
 
@@ -226,8 +229,8 @@ def _match_limit(spec: EvidenceSpec, state: HostState, out: Scored) -> float:
         if lims and out.limit is None and "min_usage" in spec.params:
             out.limit = max(lims, key=lambda x: x.usage or 0)  # for the remedy's values only
         return 0.0
-    if "min_usage" in spec.params or out.limit is None:
-        out.limit = best
+    if "min_usage" in spec.params or not out.limit_shown:
+        out.limit, out.limit_shown = best, True
     out.evidence.append(_limit_evidence(spec, best, "limit"))
     return spec.weight
 
@@ -265,7 +268,7 @@ def _match_zone_limit(
             observed: int | float | None = peak
         else:
             observed = lim.value if isinstance(lim.value, int | float) else None
-        out.limit = replace(lim, observed=observed)
+        out.limit, out.limit_shown = replace(lim, observed=observed), True
         out.evidence.append(_limit_evidence(spec, out.limit, "config"))
         return spec.weight
     return 0.0
