@@ -47,11 +47,17 @@ class FactSpec:
 
 @dataclass(frozen=True, slots=True)
 class PlaceholderSpec:
-    """One ``{placeholder}`` of remedy templates; ``always``: known for every finding."""
+    """One ``{placeholder}`` of remedy templates.
+
+    ``always``: known for every finding. Otherwise ``fallback`` is the wording used when
+    the value is unknown; a placeholder without one may only appear inside an optional
+    section ``[[...]]`` of a remedy, which is left out when one of its values is unknown.
+    """
 
     name: str
     doc: str
     always: bool = False
+    fallback: str | None = None
 
 
 def _actions(*rows: tuple[str, str, str]) -> Mapping[str, ActionSpec]:
@@ -148,26 +154,27 @@ PLACEHOLDERS: Mapping[str, PlaceholderSpec] = {
         PlaceholderSpec("count", "resets in the finding", always=True),
         PlaceholderSpec("first_seen", "first reset (ISO time)", always=True),
         PlaceholderSpec("last_seen", "last reset (ISO time)", always=True),
-        PlaceholderSpec("port", "the first port the resets concern"),
-        PlaceholderSpec("ports", "every port the resets concern"),
-        PlaceholderSpec("client", "the client seen most"),
-        PlaceholderSpec("clients", "up to three clients"),
-        PlaceholderSpec("upstream", "the upstream address"),
-        PlaceholderSpec("upstreams", "the upstream addresses"),
-        PlaceholderSpec("process", "the process killed"),
+        PlaceholderSpec("port", "the first port the resets concern", fallback="the port"),
+        PlaceholderSpec("ports", "every port the resets concern", fallback="the port"),
+        PlaceholderSpec("client", "the client seen most", fallback="the client"),
+        PlaceholderSpec("clients", "up to three clients", fallback="the clients"),
+        PlaceholderSpec("upstream", "the upstream address", fallback="the upstream"),
+        PlaceholderSpec("upstreams", "the upstream addresses", fallback="the upstream"),
+        PlaceholderSpec("process", "the process killed", fallback="the process"),
         PlaceholderSpec("pid", "its pid"),
         PlaceholderSpec("rule_text", "the firewall rule that decided"),
-        PlaceholderSpec("rule_where", "its table, chain and position"),
+        PlaceholderSpec("rule_where", "its table, chain and position", fallback="the rule"),
         PlaceholderSpec("rule_delete", "the command that deletes it"),
         PlaceholderSpec("rule_packets", "its packet counter"),
-        PlaceholderSpec("rule_condition", "the condition under which it decided"),
-        PlaceholderSpec("rule_verdict", "what the client sees: a TCP reset, ICMP, a drop"),
-        PlaceholderSpec("limit_name", "the limit reached"),
+        PlaceholderSpec("rule_condition", "the condition under which it decided",
+                        fallback="its condition held"),
+        PlaceholderSpec("limit_name", "the limit reached", fallback="the limit"),
         PlaceholderSpec("limit_value", "its value"),
         PlaceholderSpec("limit_observed", "its use"),
         PlaceholderSpec("limit_suggested", "a new value derived from the value and its use"),
-        PlaceholderSpec("limit_unit", "its unit"),
-        PlaceholderSpec("limit_where", "where it is set (file:line)"),
+        PlaceholderSpec("limit_unit", "its unit", fallback=""),
+        PlaceholderSpec("limit_where", "where it is set (file:line)",
+                        fallback="its configuration"),
     )
 }
 

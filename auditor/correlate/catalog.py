@@ -69,7 +69,8 @@ _MATCHER_KEYS: Mapping[str, set[str]] = {
     "fact": {"names"},
     "query": set(),
 }
-_FIELD = re.compile(r"\{([a-z_]+)\}")
+FIELD = re.compile(r"\{([a-z_]+)\}")
+SECTION = re.compile(r"\[\[(.*?)\]\]", re.S)  # an optional section of a remedy
 
 
 class CatalogError(ValueError):
@@ -232,9 +233,8 @@ def load_file(path: Path, errors: list[str]) -> Cause | None:
         err("intentional", "intentional must be true or false")
     remedy = data.get("remedy")
     if isinstance(remedy, str):
-        for name in _FIELD.findall(remedy):
-            if name not in PLACEHOLDERS:
-                err("remedy", f"unknown placeholder {{{name}}} in remedy")
+        for message in remedy_problems(remedy):
+            err("remedy", message)
     specs = _evidence(
         data.get("evidence"),
         node,
@@ -390,3 +390,19 @@ def _line_of(path: str, key: str) -> int:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return 1
     return _key_lines(node).get(key, 1)
+
+
+def remedy_problems(remedy: str) -> Iterable[str]:
+    """Unknown placeholders, and placeholders without a fallback outside ``[[...]]``."""
+    for name in FIELD.findall(remedy):
+        if name not in PLACEHOLDERS:
+            yield f"unknown placeholder {{{name}}} in remedy"
+    outside = SECTION.sub("", remedy)
+    if "[[" in outside or "]]" in outside:
+        yield "remedy: an optional section [[...]] is not closed (or nested)"
+    for name in FIELD.findall(outside):
+        spec = PLACEHOLDERS.get(name)
+        if spec is not None and not spec.always and spec.fallback is None:
+            yield (
+                f"remedy: {{{name}}} may be unknown; put it in an optional section [[...]]"
+            )

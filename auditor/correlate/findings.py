@@ -7,25 +7,22 @@ configuration risks that no reset confirmed into lint notes.
 from __future__ import annotations
 
 import math
-import string
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from auditor.correlate import fwlink
+from auditor.correlate.catalog import FIELD, SECTION
 from auditor.correlate.grouping import Group
 from auditor.correlate.scoring import Scored, confidence, event_evidence, limit_text
 from auditor.models import Evidence, Finding, Limit
+from auditor.vocabulary import PLACEHOLDERS
 
 MAX_EVIDENCE = 12
 
 
-class _Values(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return f"<{key}>"
-
-
-def suggest(value: Any, observed: Any = None) -> str:
+def suggest(value: Any, observed: Any = None) -> str | None:
     """A concrete new value for a limit: double the larger of limit and use, to a round number."""
     if (
         isinstance(value, str)
@@ -34,87 +31,94 @@ def suggest(value: Any, observed: Any = None) -> str:
     ):
         return " ".join(str(int(p) * 2) for p in value.split())
     if not isinstance(value, int | float) or isinstance(value, bool):
-        return "a larger value"
+        return None
     base = max(float(value), float(observed or 0)) * 2
     if base <= 0:
-        return "a larger value"
+        return None
     return str(2 ** math.ceil(math.log2(base)))
 
 
 def remedy_values(group: Group, best: Scored) -> dict[str, str]:
-    values = _Values()
+    """The placeholder values the evidence gives; an unknown value is left out."""
+    values: dict[str, str] = {}
     ports = sorted(group.ports) or ([group.port] if group.port is not None else [])
     values["count"] = str(group.resets)
-    values["port"] = str(ports[0]) if ports else "<port>"
-    values["ports"] = ", ".join(map(str, ports)) or "<port>"
+    if ports:
+        values["port"] = str(ports[0])
+        values["ports"] = ", ".join(map(str, ports))
     clients = [c for c, _ in group.clients.most_common(3)]
-    values["client"] = clients[0] if clients else "<client>"
-    values["clients"] = ", ".join(clients) or "(clients not logged)"
-    ups = [group.upstream] if group.upstream else []
-    values["upstream"] = ups[0] if ups else "<upstream>"
-    values["upstreams"] = ", ".join(ups) or "the upstream"
+    if clients:
+        values["client"], values["clients"] = clients[0], ", ".join(clients)
+    if group.upstream:
+        values["upstream"] = values["upstreams"] = group.upstream
     values["first_seen"] = group.first.isoformat(timespec="seconds")
     values["last_seen"] = group.last.isoformat(timespec="seconds")
     killed = [e for e in best.near_events if e.action == "oom-kill"]
     if killed:
-        values["process"] = killed[0].process_name or "the process"
-        values["pid"] = str(killed[0].process_pid or "?")
+        if killed[0].process_name:
+            values["process"] = killed[0].process_name
+        if killed[0].process_pid is not None:
+            values["pid"] = str(killed[0].process_pid)
         values["first_seen"] = killed[0].timestamp.isoformat(timespec="seconds")
-    else:
-        values.update(process="the process", pid="?")
     if best.rule is not None:
         rule = best.rule.rule
-        values.update(
-            rule_text=rule.text,
-            rule_where=fwlink.rule_where(rule),
-            rule_delete=fwlink.rule_delete(rule),
-            rule_packets=str(rule.packets),
-            rule_condition=best.rule.condition or "its condition held",
-        )
-    else:
-        values.update(
-            rule_text="(no rule traced)",
-            rule_where="the rejecting rule",
-            rule_delete="(trace the packet with `auditor rules trace`)",
-            rule_packets="?",
-            rule_condition="its condition held",
-        )
+        values.update(rule_text=rule.text, rule_where=fwlink.rule_where(rule),
+                      rule_delete=fwlink.rule_delete(rule))
+        if rule.packets is not None:
+            values["rule_packets"] = str(rule.packets)
+        if best.rule.condition:
+            values["rule_condition"] = best.rule.condition
     lim = best.limit
     if lim is not None:
-        values.update(
-            limit_name=lim.name,
-            limit_value=str(lim.value),
-            limit_observed=str(lim.observed if lim.observed is not None else "?"),
-            limit_suggested=(
-                str(best.fact.suggested)
-                if best.fact is not None and best.fact.limit == lim and best.fact.suggested
-                else suggest(lim.value, lim.observed)
-            ),
-            limit_unit=lim.unit,
-            limit_where=(
-                f"{lim.location.path}:{lim.location.line}"
-                if lim.location and lim.location.line
-                else "its configuration"
-            ),
-        )
-    else:
-        values.update(
-            limit_name="the limit",
-            limit_value="?",
-            limit_observed="?",
-            limit_suggested="a larger value",
-            limit_unit="",
-            limit_where="its configuration",
-        )
+        values["limit_name"] = lim.name
+        if lim.value is not None:
+            values["limit_value"] = _show(lim.value)
+        if lim.observed is not None:
+            values["limit_observed"] = _show(lim.observed)
+        suggested: object = None
+        if best.fact is not None and best.fact.limit == lim and best.fact.suggested:
+            suggested = best.fact.suggested
+        else:
+            suggested = suggest(lim.value, lim.observed)
+        if suggested is not None:
+            values["limit_suggested"] = _show(suggested)
+        if lim.unit:
+            values["limit_unit"] = lim.unit
+        if lim.location and lim.location.line:
+            values["limit_where"] = f"{lim.location.path}:{lim.location.line}"
     return values
+
+
+def _show(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def render_remedy(template: str, values: Mapping[str, str]) -> str:
+    """The remedy with its values: an optional section ``[[...]]`` with an unknown value is
+    left out; an unknown value outside sections takes its vocabulary fallback wording."""
+
+    def fill(text: str) -> str:
+        return FIELD.sub(lambda m: str(values.get(m.group(1), _fallback(m.group(1)))), text)
+
+    def section(m: re.Match[str]) -> str:
+        inner = m.group(1)
+        return fill(inner) if all(n in values for n in FIELD.findall(inner)) else ""
+
+    text = fill(SECTION.sub(section, template)) if "[[" in template else fill(template)
+    # A left-out section leaves no double space, nor a space before punctuation.
+    return re.sub(r"\s+([,;)]|\.(?!\.))", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+
+
+def _fallback(name: str) -> str:
+    spec = PLACEHOLDERS.get(name)
+    return spec.fallback if spec is not None and spec.fallback is not None else ""
 
 
 def build_finding(
     group: Group, best: Scored, runners: Sequence[Scored], query: bool = False
 ) -> Finding:
     cause = best.cause
-    values = remedy_values(group, best)
-    remedy = string.Formatter().vformat(cause.remedy, (), values)
+    remedy = render_remedy(cause.remedy, remedy_values(group, best))
     ports = tuple(sorted(group.ports)) or ((group.port,) if group.port is not None else ())
     what = (
         group.label

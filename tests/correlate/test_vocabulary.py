@@ -96,7 +96,8 @@ def test_unknown_references_fail_with_file_and_line(tmp_path: Path) -> None:
     assert f"{path}:15: evidence[2]: limit: unknown action 'limit-zzz'" in text
     assert f"{path}:18: evidence[3]: risk: only counter, limit and fact" in text
     assert "firewall-reject'" not in text and "no-listener'" not in text
-    assert len(info.value.errors) == 5  # every problem, and yields_to of a file that failed
+    assert f"{path}:5: remedy: {{limit_value}} may be unknown; put it in an optional section" in text
+    assert len(info.value.errors) == 6  # every problem, and yields_to of a file that failed
 
 
 def test_unknown_yields_to_fails(tmp_path: Path) -> None:
