@@ -132,6 +132,107 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleRef:
+    """The firewall rule a finding names: where it is, what it does, what it counted."""
+
+    backend: str | None
+    family: str | None
+    table: str | None
+    chain: str | None
+    text: str
+    position: int | None = None
+    handle: int | None = None
+    packets: int | None = None
+    bytes: int | None = None
+    target: str | None = None
+    reject_with: str | None = None
+    owner: str | None = None
+    comment: str | None = None
+    location: str | None = None  # file:line of the rule in the saved rule set
+    condition: str | None = None  # the condition under which it decided, when traced
+
+    def to_doc(self) -> dict[str, Any]:
+        """The report's ``rule`` object (keys stable: auditor.report/1)."""
+        doc: dict[str, Any] = {
+            "backend": self.backend,
+            "family": self.family,
+            "table": self.table,
+            "chain": self.chain,
+        }
+        if self.position is not None:
+            doc["position"] = self.position
+        if self.handle is not None:
+            doc["handle"] = self.handle
+        doc.update(
+            text=self.text,
+            packets=self.packets,
+            bytes=self.bytes,
+            target=self.target,
+            reject_with=self.reject_with,
+            owner=self.owner,
+            comment=self.comment,
+            location=self.location,
+        )
+        if self.condition:
+            doc["condition"] = self.condition
+        return doc
+
+    @property
+    def counted(self) -> str:
+        """`` (N packets)`` when the rule's counter was read, else nothing."""
+        return f" ({self.packets} packets)" if self.packets is not None else ""
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> RuleRef:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRef:
+    """The limit a finding names, with its use and the value the remedy suggests."""
+
+    name: str
+    value: int | float | str | None
+    observed: int | float | None = None
+    unit: str = ""
+    scope: str = "host"
+    usage: float | None = None
+    suggested: int | float | str | None = None
+    location: str | None = None  # file:line where it is set
+
+    def to_doc(self) -> dict[str, Any]:
+        """The report's ``limit`` object (keys stable: auditor.report/1)."""
+        return {
+            "name": self.name,
+            "value": self.value,
+            "observed": self.observed,
+            "unit": self.unit,
+            "scope": self.scope,
+            "usage": self.usage,
+        }
+
+    @property
+    def brief(self) -> str:
+        """``name = value, observed N``, without the parts that are not known."""
+        text = self.name if self.value is None else f"{self.name} = {self.value}"
+        return text + (f", observed {self.observed}" if self.observed is not None else "")
+
+    @classmethod
+    def of(cls, limit: Limit, suggested: int | float | str | None = None) -> LimitRef:
+        return cls(
+            limit.name,
+            limit.value,
+            limit.observed,
+            limit.unit,
+            limit.scope,
+            limit.usage,
+            suggested,
+            str(limit.location) if limit.location else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A named cause for a group of resets, with its evidence, confidence and remedy."""
 
@@ -147,8 +248,8 @@ class Finding:
     last_seen: datetime | None = None
     side: str = ""  # client | firewall | kernel | nginx | upstream
     intentional: bool = False
-    rule: Mapping[str, Any] | None = None
-    limit: Mapping[str, Any] | None = None
+    rule: RuleRef | None = None
+    limit: LimitRef | None = None
     evidence: tuple[Evidence, ...] = ()
     runners_up: tuple[tuple[str, float], ...] = ()
     # upstreams, clients, killed process, intentional reason...: shown in reports, not scored

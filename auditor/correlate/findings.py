@@ -16,7 +16,7 @@ from auditor.correlate import fwlink
 from auditor.correlate.catalog import FIELD, SECTION
 from auditor.correlate.grouping import Group
 from auditor.correlate.scoring import Scored, confidence, event_evidence, limit_text
-from auditor.models import Evidence, Finding, Limit
+from auditor.models import Evidence, Finding, LimitRef, RuleRef
 from auditor.vocabulary import PLACEHOLDERS
 
 MAX_EVIDENCE = 12
@@ -89,6 +89,18 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
     return values
 
 
+def _number(text: str | None) -> int | float | str | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
 def _show(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -118,7 +130,8 @@ def build_finding(
     group: Group, best: Scored, runners: Sequence[Scored], query: bool = False
 ) -> Finding:
     cause = best.cause
-    remedy = render_remedy(cause.remedy, remedy_values(group, best))
+    values = remedy_values(group, best)
+    remedy = render_remedy(cause.remedy, values)
     ports = tuple(sorted(group.ports)) or ((group.port,) if group.port is not None else ())
     what = (
         group.label
@@ -155,17 +168,9 @@ def build_finding(
     evidence = list(best.evidence)
     if not evidence:
         evidence = [event_evidence(e, 0.0) for e in group.sample_events()[:3]]
-    limit_doc = None
+    limit_ref = None
     if best.limit is not None:
-        lim = best.limit
-        limit_doc = {
-            "name": lim.name,
-            "value": lim.value,
-            "observed": lim.observed,
-            "unit": lim.unit,
-            "scope": lim.scope,
-            "usage": lim.usage,
-        }
+        limit_ref = LimitRef.of(best.limit, _number(values.get("limit_suggested")))
     return Finding(
         cause=cause.id,
         title=cause.title,
@@ -179,8 +184,12 @@ def build_finding(
         last_seen=group.last,
         side=cause.side,
         intentional=cause.intentional,
-        rule=fwlink.rule_doc(best.rule.rule, best.rule.condition) if best.rule else None,
-        limit=limit_doc,
+        rule=(
+            RuleRef.from_doc(fwlink.rule_doc(best.rule.rule, best.rule.condition))
+            if best.rule
+            else None
+        ),
+        limit=limit_ref,
         evidence=tuple(evidence[:MAX_EVIDENCE]),
         runners_up=tuple((r.cause.id, r.score) for r in runners),
         details=details,
@@ -188,13 +197,13 @@ def build_finding(
 
 
 def _merge_key(f: Finding) -> tuple[Any, ...]:
-    rule = f.rule or {}
+    rule = f.rule
     return (
         f.cause,
-        rule.get("table"),
-        rule.get("chain"),
-        rule.get("position"),
-        rule.get("handle"),
+        rule.table if rule else None,
+        rule.chain if rule else None,
+        rule.position if rule else None,
+        rule.handle if rule else None,
         tuple(f.details.get("upstreams", ())),
     )
 
@@ -251,9 +260,3 @@ def _min(a: Any, b: Any) -> Any:
 
 def _max(a: Any, b: Any) -> Any:
     return b if a is None else a if b is None else max(a, b)
-
-
-def limit_of(mapping: Mapping[str, Any] | None) -> Limit | None:
-    if not mapping:
-        return None
-    return Limit(str(mapping.get("name")), mapping.get("value"), mapping.get("observed"))

@@ -151,7 +151,7 @@ def _since_boot_notes(catalog: Catalog, state: HostState, found: set[str]) -> li
 
 def _idle_rule_notes(findings: Sequence[Finding], rulesets: Sequence[Any]) -> list[Note]:
     """Rules that could reset but counted no packet (not cited by a finding)."""
-    cited = {(f.rule or {}).get("text") for f in findings}
+    cited = {f.rule.text for f in findings if f.rule is not None}
     notes = []
     for ruleset in rulesets:
         try:

@@ -9,9 +9,7 @@ Written with ``op_type=create``, a second copy is answered 409 and dropped.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from auditor.models import Finding
 
@@ -51,11 +49,9 @@ class EventIds:
 
 def finding_scope(finding: Finding) -> str:
     """What a finding is about beyond its cause: the limit's scope, ports, or side."""
-    limit: Mapping[str, Any] | None = finding.limit
-    if limit and limit.get("scope"):
-        return f"limit:{limit.get('name', '')}@{limit['scope']}"
-    if finding.rule and (finding.rule.get("id") or finding.rule.get("name")):
-        return f"rule:{finding.rule.get('id') or finding.rule.get('name')}"
+    limit = finding.limit
+    if limit is not None and limit.scope:
+        return f"limit:{limit.name}@{limit.scope}"
     if finding.ports:
         return "ports:" + ",".join(str(p) for p in sorted(finding.ports))
     return f"side:{finding.side or '-'}"

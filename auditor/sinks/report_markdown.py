@@ -20,10 +20,14 @@ def _cell(text: str) -> str:
 
 def render_markdown(report: Report) -> str:
     lines = [f"## Connection resets on {report.host or 'this host'}", ""]
-    start = report.start.isoformat(timespec="seconds") if report.start else "?"
-    end = report.end.isoformat(timespec="seconds") if report.end else "?"
+    window = (
+        f"Window {report.start.isoformat(timespec='seconds')} – "
+        f"{report.end.isoformat(timespec='seconds')}: "
+        if report.start and report.end
+        else ""
+    )
     lines.append(
-        f"Window {start} – {end}: **{report.total}** resets, "
+        f"{window}**{report.total}** resets, "
         f"{report.explained} explained ({report.intentional} intentional), "
         f"{sum(u.resets for u in report.unexplained)} unexplained."
     )
@@ -39,12 +43,9 @@ def render_markdown(report: Report) -> str:
             f"resets: {f.resets}; ports: {', '.join(map(str, f.ports)) or '-'}; {_when(f)}"
         )
         if f.rule:
-            lines.append(f"- Rule: `{f.rule.get('text')}` ({f.rule.get('packets')} packets)")
+            lines.append(f"- Rule: `{f.rule.text}`{f.rule.counted}")
         if f.limit:
-            lines.append(
-                f"- Limit: `{f.limit.get('name')}` = {f.limit.get('value')}, "
-                f"observed {f.limit.get('observed')}"
-            )
+            lines.append(f"- Limit: `{f.limit.brief}`")
         if f.runners_up:
             lines.append(
                 "- Also considered: " + ", ".join(f"{c} ({s:.2f})" for c, s in f.runners_up)

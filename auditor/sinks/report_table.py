@@ -45,14 +45,12 @@ def print_report(report: Report, console: Console, tz: tzinfo | None = None) -> 
         console.print(f"   {escape(f.title)}", highlight=False)
         if f.rule:
             console.print(
-                f"   rule: [bold]{escape(str(f.rule.get('text')))}[/] "
-                f"({f.rule.get('packets')} packets)",
+                f"   rule: [bold]{escape(f.rule.text)}[/]{f.rule.counted}",
                 highlight=False,
             )
         if f.limit:
             console.print(
-                f"   limit: {f.limit.get('name')} = {f.limit.get('value')}, "
-                f"observed {f.limit.get('observed')}",
+                f"   limit: {escape(f.limit.brief)}",
                 highlight=False,
             )
         for e in f.evidence[:6]:

@@ -97,7 +97,7 @@ def test_conntrack_full_and_abort_on_overflow(tmp_path: Path) -> None:
     ct = found["conntrack-table-full"]
     assert ct.title == load_default().get("conntrack-table-full").title  # type: ignore[union-attr]
     assert ct.limit is not None
-    assert (ct.limit["name"], ct.limit["value"], ct.limit["observed"]) == (
+    assert (ct.limit.name, ct.limit.value, ct.limit.observed) == (
         "net.netfilter.nf_conntrack_max", 262144, 250000
     )
     assert "nf_conntrack_max=524288" in ct.remedy
@@ -117,7 +117,7 @@ def test_nginx_worker_connections_over_rlimit(tmp_path: Path) -> None:
     )
     found = causes(run_checks(s))
     f = found["fd-exhaustion"]  # the workers' open-file limit is what runs out
-    assert f.limit is not None and f.limit["value"] == 2048
+    assert f.limit is not None and f.limit.value == 2048
     assert "worker_rlimit_nofile 8192;" in f.remedy
     # nginx -T dumps give the original file and its own line numbers
     assert [(e.source, e.line) for e in f.evidence if e.kind == "config"] == [
@@ -154,12 +154,12 @@ def test_keepalive_timeouts(tmp_path: Path) -> None:
     )
     found = causes(run_checks(s))
     short = found["conntrack-timeout-short"]
-    assert short.limit is not None and short.limit["observed"] == 7200.0  # tcp_keepalive_time
+    assert short.limit is not None and short.limit.observed == 7200.0  # tcp_keepalive_time
     assert "nf_conntrack_tcp_timeout_established=7260" in short.remedy
     assert "loose=0" in short.summary
     race = found["upstream-keepalive-race"]
     assert race.limit is not None
-    assert (race.limit["value"], race.limit["observed"]) == (60.0, 120.0)  # theirs, ours
+    assert (race.limit.value, race.limit.observed) == (60.0, 120.0)  # theirs, ours
     assert "keepalive_timeout 59s;" in race.remedy
 
 
@@ -204,7 +204,7 @@ def test_counters_over_a_window_raise_the_score(tmp_path: Path) -> None:
     assert "+15 over 10s" in found["listen-queue-overflow"].evidence[0].text
     orphans = found["orphan-sockets"]
     assert orphans.limit is not None
-    assert (orphans.limit["name"], orphans.limit["value"], orphans.limit["observed"]) == (
+    assert (orphans.limit.name, orphans.limit.value, orphans.limit.observed) == (
         "net.ipv4.tcp_max_orphans", 100, 95
     )
     assert orphans.score == 0.55

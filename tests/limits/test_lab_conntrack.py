@@ -83,7 +83,7 @@ def test_conntrack_pressure(tmp_path: str) -> None:
     assert len(found) == 1
     f = found[0]
     assert f.confidence == "medium"
-    assert f.limit is not None and f.limit["value"] == SMALL_MAX
-    assert f.limit["usage"] >= 0.8
+    assert f.limit is not None and f.limit.value == SMALL_MAX
+    assert f.limit.usage >= 0.8
     assert f"nf_conntrack_max={2 * SMALL_MAX}" in f.remedy  # twice the use, a power of two
     assert any("conntrack.early_drop" in e.text for e in f.evidence)

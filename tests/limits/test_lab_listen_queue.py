@@ -80,7 +80,7 @@ def test_full_listen_queue_live_and_bundle(tmp_path: str) -> None:
     causes = {f.cause: f for f in host_risks(load_default(), state)}
     overflow = causes["listen-queue-overflow"]
     assert overflow.ports == (PORT,)
-    assert overflow.limit is not None and overflow.limit["value"] == 1
+    assert overflow.limit is not None and overflow.limit.value == 1
     assert overflow.confidence == "medium"
     assert any("ListenOverflows" in e.text for e in overflow.evidence)
     # the same listener and limits, read live inside the namespace

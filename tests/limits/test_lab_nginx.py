@@ -137,12 +137,12 @@ def test_nginx_too_few_worker_connections(tmp_path: Path) -> None:
     assert wc.location is not None and wc.location.path == str(conf)
     causes = {f.cause: f for f in host_risks(load_default(), state)}
     f = causes["nginx-worker-connections"]
-    assert f.limit is not None and f.limit["value"] == WORKER_CONNECTIONS
+    assert f.limit is not None and f.limit.value == WORKER_CONNECTIONS
     assert f.confidence == "medium"  # a worker is at the limit right now
     assert "worker_connections 1024;" in f.remedy
     capped = causes["listen-backlog-capped"]
-    assert capped.limit is not None and capped.limit["observed"] == 8192  # the backlog asked
-    assert capped.limit["value"] == state.sysctls.int("net.core.somaxconn")
+    assert capped.limit is not None and capped.limit.observed == 8192  # the backlog asked
+    assert capped.limit.value == state.sysctls.int("net.core.somaxconn")
     assert "net.core.somaxconn=8192" in capped.remedy
     assert any(e.source == str(conf) for e in capped.evidence)
     # the error log made it into the bundle and is recognised for the nginx error parser
