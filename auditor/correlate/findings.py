@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from auditor.correlate import fwlink
-from auditor.correlate.catalog import FIELD, SECTION
+from auditor.correlate.catalog_checks import FIELD, SECTION
 from auditor.correlate.grouping import Group
 from auditor.correlate.scoring import Scored, confidence, event_evidence, limit_text
 from auditor.models import Evidence, Finding, LimitRef, RuleRef

@@ -148,7 +148,7 @@ def match_spec(
     if kind == "limit":
         if "zones_from" in spec.params:
             return _match_zone_limit(spec, group, ctx, state, out)
-        return _match_limit(spec, state, out)
+        return _match_limit(spec, group, state, out)
     if kind == "rule":
         return _match_rule(spec, facts, out)
     if kind == "fact":
@@ -212,8 +212,21 @@ def _match_event(
     return weight
 
 
-def _match_limit(spec: EvidenceSpec, state: HostState, out: Scored) -> float:
+def _match_limit(spec: EvidenceSpec, group: Group, state: HostState, out: Scored) -> float:
+    """The limit of ``spec`` that shows, preferring the one of the process that failed.
+
+    A process reaches its own limit before the host's (errno 24, EMFILE, is the process's
+    RLIMIT_NOFILE, not ``fs.file-max``), so a limit scoped to a pid the group's events name,
+    then one of nginx for nginx's events, comes before a host-wide one of higher use."""
     lims = state.limits_matching(spec.strings("names"))
+    pids = {e.process_pid for e in group.sample_events() if e.process_pid is not None}
+    nginx = any(d.startswith("nginx") for d in group.datasets)
+
+    def rank(lim: Limit) -> tuple[int, float]:
+        own = any(lim.scope.startswith(f"pid:{pid} ") for pid in pids)
+        mine = 2 if own else 1 if nginx and "nginx" in lim.scope else 0
+        return mine, lim.usage or 0.0
+
     best: Limit | None = None
     for lim in lims:
         if "equals" in spec.params:
@@ -223,11 +236,11 @@ def _match_limit(spec: EvidenceSpec, state: HostState, out: Scored) -> float:
         else:
             usage = lim.usage
             ok = usage is not None and usage >= float(spec.params.get("min_usage", 0.9))
-        if ok and (best is None or (lim.usage or 0) > (best.usage or 0)):
+        if ok and (best is None or rank(lim) > rank(best)):
             best = lim
     if best is None:
         if lims and out.limit is None and "min_usage" in spec.params:
-            out.limit = max(lims, key=lambda x: x.usage or 0)  # for the remedy's values only
+            out.limit = max(lims, key=rank)  # for the remedy's values only
         return 0.0
     if "min_usage" in spec.params or not out.limit_shown:
         out.limit, out.limit_shown = best, True

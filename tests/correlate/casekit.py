@@ -85,7 +85,8 @@ def make_state(case: dict[str, Any]) -> HostState:
     listeners and facts by name (a fact builder's values are not needed to name a cause)."""
     limits = tuple(
         Limit(d["name"], d.get("value"), d.get("observed"), d.get("unit", ""),
-              location=Location("nginx.conf", d["line"]) if "line" in d else None)
+              d.get("scope", "host"),
+              Location("nginx.conf", d["line"]) if "line" in d else None)
         for d in case.get("limits", [])
     )
     counters = dict(case.get("counters", {}))
