@@ -25,7 +25,7 @@ from typing import Any
 
 from auditor.bundle import logs as loglist
 from auditor.bundle.reader import SNAPSHOT_MARK
-from auditor.limits import listeners, proclimits, sysctl
+from auditor.parsers.host import listeners, proclimits, sysctl
 
 FORMAT_VERSION = 1
 COMMAND_TIMEOUT = 30.0

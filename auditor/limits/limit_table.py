@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from auditor.limits import _nginx
-from auditor.limits.listeners import Listener
-from auditor.limits.proclimits import ProcessLimits
-from auditor.limits.sysctl import IMPORTANT, SysctlSet
 from auditor.models import Limit
+from auditor.parsers.host.listeners import Listener
+from auditor.parsers.host.proclimits import ProcessLimits
+from auditor.parsers.host.sysctl import IMPORTANT, SysctlSet
 
 if TYPE_CHECKING:
     from auditor.nginx.config import NginxConfig

@@ -23,16 +23,17 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from auditor.bundle.inputs import Artifact, Inputs, live_inputs
-from auditor.limits import conntrack_stats, netstat, proclimits, sockstat, sysctl
 from auditor.limits._nginx import load_nginx
-from auditor.limits._text import CounterSet, issue, read_text
+from auditor.limits._read import read_text
 from auditor.limits.facts import build_facts
 from auditor.limits.limit_table import build_limits
-from auditor.limits.listeners import Listener
-from auditor.limits.listeners import parse_text as parse_ss
-from auditor.limits.proclimits import ProcessLimits
-from auditor.limits.sysctl import SysctlSet
 from auditor.models import Limit, Location, ParseIssue
+from auditor.parsers.host import conntrack_stats, netstat, proclimits, sockstat, sysctl
+from auditor.parsers.host._text import CounterSet, issue
+from auditor.parsers.host.listeners import Listener
+from auditor.parsers.host.listeners import parse_text as parse_ss
+from auditor.parsers.host.proclimits import ProcessLimits
+from auditor.parsers.host.sysctl import SysctlSet
 from auditor.sources.files import SourceError
 from auditor.vocabulary import Fact
 

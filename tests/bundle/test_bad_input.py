@@ -12,9 +12,9 @@ from auditor.bundle.inputs import open_input
 from auditor.bundle.reader import recognise
 from auditor.correlate.catalog import load_default
 from auditor.correlate.risks import host_risks
-from auditor.limits import conntrack_stats, listeners, netstat, proclimits, sockstat, sysctl
 from auditor.limits.artifact import KINDS, parse_artifact
 from auditor.limits.snapshot import load_state
+from auditor.parsers.host import conntrack_stats, listeners, netstat, proclimits, sockstat, sysctl
 
 ROOT = Path(__file__).resolve().parents[2]
 ART = ROOT / "samples" / "artifacts"

@@ -11,9 +11,9 @@ import yaml
 from auditor.correlate.engine import correlate
 from auditor.correlate.report import Report
 from auditor.correlate.scoring import Query
-from auditor.limits.listeners import Listener
 from auditor.limits.snapshot import HostState
 from auditor.models import Event, Limit, Location
+from auditor.parsers.host.listeners import Listener
 from auditor.vocabulary import Fact
 
 T0 = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)

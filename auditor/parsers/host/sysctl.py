@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from auditor.limits._text import issue
 from auditor.models import Location, ParseIssue
+from auditor.parsers.host._text import issue
 
 PARSER = "sysctl"
 # Subtrees read live: the network stack, netfilter and file handles.
