@@ -215,3 +215,19 @@ def test_since_boot_totals_are_weaker(tmp_path: Path) -> None:
     s = state(tmp_path, {"sysctl": HEALTHY_SYSCTL, "n": head + "TcpExt: 99 99\n"})
     assert s.since_boot and s.counter("TcpExt.ListenOverflows") == 99
     assert "listen-queue-overflow" not in causes(run_checks(s))
+
+
+def test_tcp_mem_remedy_is_filled_from_sysctl_and_sockstat(tmp_path: Path) -> None:
+    """tcp_mem pages come from sysctl, the pages in use from sockstat: no '?' in the remedy."""
+    s = state(
+        tmp_path,
+        {"sysctl": HEALTHY_SYSCTL, "sockstat": SOCKSTAT.format(orphan=3, tw=100, mem=1900)},
+    )
+    mem = causes(run_checks(s))["tcp-memory-pressure"]
+    assert mem.limit is not None
+    assert (mem.limit.name, mem.limit.value, mem.limit.observed) == (
+        "net.ipv4.tcp_mem[pressure]", 2000, 1900
+    )
+    assert "2000 pages with 1900 in use" in mem.remedy
+    assert "at least 4096" in mem.remedy  # twice the use, a power of two
+    assert "?" not in mem.remedy and "None" not in mem.remedy
