@@ -133,15 +133,18 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class RuleRef:
-    """The firewall rule a finding names: where it is, what it does, what it counted."""
+    """The firewall rule a finding names: where it is, what it does, what it counted.
 
-    backend: str | None
-    family: str | None
-    table: str | None
-    chain: str | None
-    text: str
-    position: int | None = None
-    handle: int | None = None
+    Built from :func:`auditor.correlate.fwlink.rule_doc` (:meth:`from_doc`); the fields
+    keep that document's order and names, so :meth:`to_doc` gives it back."""
+
+    backend: str | None = None
+    family: str | None = None
+    table: str | None = None
+    chain: str | None = None
+    position: int | None = None  # left out of the document when unknown
+    handle: int | None = None  # left out of the document when unknown
+    text: str = ""
     packets: int | None = None
     bytes: int | None = None
     target: str | None = None
@@ -149,33 +152,14 @@ class RuleRef:
     owner: str | None = None
     comment: str | None = None
     location: str | None = None  # file:line of the rule in the saved rule set
-    condition: str | None = None  # the condition under which it decided, when traced
+    condition: str | None = None  # when traced: the condition under which it decided
 
     def to_doc(self) -> dict[str, Any]:
         """The report's ``rule`` object (keys stable: auditor.report/1)."""
-        doc: dict[str, Any] = {
-            "backend": self.backend,
-            "family": self.family,
-            "table": self.table,
-            "chain": self.chain,
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            k: v for k, v in doc.items() if k not in _OPTIONAL_RULE_KEYS or v not in (None, "")
         }
-        if self.position is not None:
-            doc["position"] = self.position
-        if self.handle is not None:
-            doc["handle"] = self.handle
-        doc.update(
-            text=self.text,
-            packets=self.packets,
-            bytes=self.bytes,
-            target=self.target,
-            reject_with=self.reject_with,
-            owner=self.owner,
-            comment=self.comment,
-            location=self.location,
-        )
-        if self.condition:
-            doc["condition"] = self.condition
-        return doc
 
     @property
     def counted(self) -> str:
@@ -186,6 +170,9 @@ class RuleRef:
     def from_doc(cls, doc: Mapping[str, Any]) -> RuleRef:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+_OPTIONAL_RULE_KEYS = frozenset({"position", "handle", "condition"})
 
 
 @dataclass(frozen=True, slots=True)
