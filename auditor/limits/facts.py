@@ -102,6 +102,10 @@ def process_files(state: HostState) -> list[Fact]:
     return out
 
 
+# The facts the builders state (registered in auditor.vocabulary.FACTS).
+STATES = frozenset({"listener-queue-full", "syn-backlog-small", "process-near-nofile"}) | (
+    facts_nginx.STATES
+)
 BUILDERS: tuple[Callable[[HostState], list[Fact]], ...] = (
     listener_queues,
     syn_backlog,

@@ -210,6 +210,20 @@ def directives(state: HostState) -> list[Fact]:
     return out
 
 
+# The facts these builders state (registered in auditor.vocabulary.FACTS).
+STATES = frozenset(
+    {
+        "worker-connections-above-nofile",
+        "worker-connections-small",
+        "listen-backlog-capped",
+        "conntrack-timeout-below-keepalive",
+        "upstream-keepalive-outlives-server",
+        "return-444",
+        "upstream-keepalive",
+        "limit-conn",
+        "limit-req",
+    }
+)
 BUILDERS: tuple[Callable[[HostState], list[Fact]], ...] = (
     worker_connections,
     backlog_capped,

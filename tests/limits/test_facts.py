@@ -54,7 +54,7 @@ def causes(found: list[Finding]) -> dict[str, Finding]:
     return {f.cause: f for f in found}
 
 
-def run_checks(state: HostState) -> list[Finding]:
+def risks(state: HostState) -> list[Finding]:
     return host_risks(load_default(), state)
 
 
@@ -85,7 +85,7 @@ def test_healthy_host_has_no_findings(tmp_path: Path) -> None:
             "nginx": nginx(),
         },
     )
-    assert run_checks(s) == []
+    assert risks(s) == []
     assert [f.name for f in s.facts] == ["upstream-keepalive"]  # a fact, not a risk
     assert s.since_boot
 
@@ -93,7 +93,7 @@ def test_healthy_host_has_no_findings(tmp_path: Path) -> None:
 def test_conntrack_full_and_abort_on_overflow(tmp_path: Path) -> None:
     text = HEALTHY_SYSCTL.replace("nf_conntrack_count = 1200", "nf_conntrack_count = 250000")
     text = text.replace("tcp_abort_on_overflow = 0", "tcp_abort_on_overflow = 1")
-    found = causes(run_checks(state(tmp_path, {"s": text})))
+    found = causes(risks(state(tmp_path, {"s": text})))
     ct = found["conntrack-table-full"]
     assert ct.title == load_default().get("conntrack-table-full").title  # type: ignore[union-attr]
     assert ct.limit is not None
@@ -115,7 +115,7 @@ def test_nginx_worker_connections_over_rlimit(tmp_path: Path) -> None:
             "nginx": nginx(wp=4, wc=4096, rlimit="worker_rlimit_nofile 2048;"),
         },
     )
-    found = causes(run_checks(s))
+    found = causes(risks(s))
     f = found["fd-exhaustion"]  # the workers' open-file limit is what runs out
     assert f.limit is not None and f.limit.value == 2048
     assert "worker_rlimit_nofile 8192;" in f.remedy
@@ -133,7 +133,7 @@ def test_nginx_worker_connections_over_rlimit(tmp_path: Path) -> None:
 def test_small_worker_connections_and_capped_backlog(tmp_path: Path) -> None:
     text = HEALTHY_SYSCTL.replace("somaxconn = 4096", "somaxconn = 128")
     s = state(tmp_path, {"sysctl": text, "nginx": nginx(wc=64, backlog="backlog=1024")})
-    found = causes(run_checks(s))
+    found = causes(risks(s))
     assert found["nginx-worker-connections"].confidence == "low"
     assert "worker_connections 1024;" in found["nginx-worker-connections"].remedy
     capped_all = [f for f in s.facts if f.name == "listen-backlog-capped"]
@@ -152,7 +152,7 @@ def test_keepalive_timeouts(tmp_path: Path) -> None:
         tmp_path,
         {"sysctl": text, "nginx": nginx(kat="900s", ukt="keepalive_timeout 120s;", app_kat="60s")},
     )
-    found = causes(run_checks(s))
+    found = causes(risks(s))
     short = found["conntrack-timeout-short"]
     assert short.limit is not None and short.limit.observed == 7200.0  # tcp_keepalive_time
     assert "nf_conntrack_tcp_timeout_established=7260" in short.remedy
@@ -165,7 +165,7 @@ def test_keepalive_timeouts(tmp_path: Path) -> None:
 
 def test_no_race_when_upstream_outlasts_nginx(tmp_path: Path) -> None:
     found = causes(
-        run_checks(
+        risks(
             state(
                 tmp_path,
                 {
@@ -199,7 +199,7 @@ def test_counters_over_a_window_raise_the_score(tmp_path: Path) -> None:
         "TcpExt.ListenDrops": 15,
         "TcpExt.TCPAbortOnMemory": 4,
     }
-    found = causes(run_checks(s))
+    found = causes(risks(s))
     assert found["listen-queue-overflow"].score == 0.6
     assert "+15 over 10s" in found["listen-queue-overflow"].evidence[0].text
     orphans = found["orphan-sockets"]
@@ -214,7 +214,7 @@ def test_since_boot_totals_are_weaker(tmp_path: Path) -> None:
     head = "TcpExt: ListenOverflows ListenDrops\n"
     s = state(tmp_path, {"sysctl": HEALTHY_SYSCTL, "n": head + "TcpExt: 99 99\n"})
     assert s.since_boot and s.counter("TcpExt.ListenOverflows") == 99
-    assert "listen-queue-overflow" not in causes(run_checks(s))
+    assert "listen-queue-overflow" not in causes(risks(s))
 
 
 def test_tcp_mem_remedy_is_filled_from_sysctl_and_sockstat(tmp_path: Path) -> None:
@@ -223,7 +223,7 @@ def test_tcp_mem_remedy_is_filled_from_sysctl_and_sockstat(tmp_path: Path) -> No
         tmp_path,
         {"sysctl": HEALTHY_SYSCTL, "sockstat": SOCKSTAT.format(orphan=3, tw=100, mem=1900)},
     )
-    mem = causes(run_checks(s))["tcp-memory-pressure"]
+    mem = causes(risks(s))["tcp-memory-pressure"]
     assert mem.limit is not None
     assert (mem.limit.name, mem.limit.value, mem.limit.observed) == (
         "net.ipv4.tcp_mem[pressure]", 2000, 1900
@@ -231,3 +231,24 @@ def test_tcp_mem_remedy_is_filled_from_sysctl_and_sockstat(tmp_path: Path) -> No
     assert "2000 pages with 1900 in use" in mem.remedy
     assert "at least 4096" in mem.remedy  # twice the use, a power of two
     assert "?" not in mem.remedy and "None" not in mem.remedy
+
+
+def test_builders_state_exactly_the_registered_host_facts() -> None:
+    """Fact builders declare what they state; the registry's host facts are those."""
+    from auditor.limits import facts as builders
+    from auditor.vocabulary import FACTS
+
+    assert {n for n, spec in FACTS.items() if not spec.group} == builders.STATES
+
+
+def test_shipped_samples_state_only_declared_facts() -> None:
+    from auditor.limits import facts as builders
+
+    root = Path(__file__).resolve().parents[2] / "samples"
+    inputs = [*root.glob("sosreport/sosreport-*"), *root.glob("bundles/*"), *root.glob("incidents/*")]
+    seen: set[str] = set()
+    for path in inputs:
+        if path.is_dir():
+            seen |= {f.name for f in load_state(open_input(str(path))).facts}
+    assert seen <= builders.STATES
+    assert {"listener-queue-full", "listen-backlog-capped", "upstream-keepalive"} <= seen
