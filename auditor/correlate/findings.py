@@ -41,7 +41,7 @@ def suggest(value: Any, observed: Any = None) -> str | None:
 def remedy_values(group: Group, best: Scored) -> dict[str, str]:
     """The placeholder values the evidence gives; an unknown value is left out."""
     values: dict[str, str] = {}
-    ports = sorted(group.ports) or ([group.port] if group.port is not None else [])
+    ports = list(ports_of(group, best))
     values["count"] = str(group.resets)
     if ports:
         values["port"] = str(ports[0])
@@ -89,6 +89,18 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
     return values
 
 
+def ports_of(group: Group, best: Scored) -> tuple[int, ...]:
+    """The group's ports; for a group without any (counters only), those of the host facts
+    that showed the cause (e.g. the listener whose accept queue is full)."""
+    if group.ports:
+        return tuple(sorted(group.ports))
+    if group.port is not None:
+        return (group.port,)
+    if best.fact is not None and best.fact.ports:
+        return best.fact.ports  # the fact whose limit the finding names
+    return tuple(sorted(best.fact_ports))
+
+
 def _number(text: str | None) -> int | float | str | None:
     if text is None:
         return None
@@ -132,7 +144,7 @@ def build_finding(
     cause = best.cause
     values = remedy_values(group, best)
     remedy = render_remedy(cause.remedy, values)
-    ports = tuple(sorted(group.ports)) or ((group.port,) if group.port is not None else ())
+    ports = ports_of(group, best)
     what = (
         group.label
         if not group.synthetic

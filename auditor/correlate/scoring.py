@@ -66,6 +66,7 @@ class Scored:
     limit: Limit | None = None
     fact: Fact | None = None  # the host fact whose limit (and suggested value) the remedy uses
     limit_shown: bool = False  # False while ``limit`` is only the fullest candidate, not evidence
+    fact_ports: set[int] = field(default_factory=set)  # ports of the host facts that matched
     near_events: list[Event] = field(default_factory=list)
 
 
@@ -171,6 +172,10 @@ def _match_fact(spec: EvidenceSpec, state: HostState, facts: GroupFacts, out: Sc
         where, line, text = facts.cited.get(name, ("config", None, name))
         kind = "rule" if name in facts.cited else "config"
         out.evidence.append(Evidence(where, line, f"{spec.label}: {text}", spec.weight, kind))
+    if not out.fact_ports:
+        # The ports of the first fact name (in the catalog's order) that the host shows.
+        first = next(n for n in names if any(f.name == n for f in host)) if host else None
+        out.fact_ports.update(p for f in host if f.name == first for p in f.ports)
     for found in host[:2]:
         loc = found.location
         out.evidence.append(

@@ -14,7 +14,7 @@ from auditor.correlate.scoring import Query
 from auditor.limits.snapshot import HostState
 from auditor.models import Event, Limit, Location
 from auditor.parsers.host.listeners import Listener
-from auditor.vocabulary import Fact
+from auditor.vocabulary import Fact, fact
 
 T0 = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 CASES = Path(__file__).parent / "cases"
@@ -97,9 +97,17 @@ def make_state(case: dict[str, Any]) -> HostState:
         deltas={} if since_boot else counters,
         window_seconds=None if since_boot else 60.0,
         listeners=tuple(Listener("0.0.0.0", int(p), 0, 128) for p in case.get("listeners", [])),
-        facts=tuple(Fact(name) for name in case.get("facts", [])),
+        facts=tuple(_fact(f) for f in case.get("facts", [])),
         host="case-host",
     )
+
+
+def _fact(spec: str | dict[str, Any]) -> Fact:
+    """A fact by name, or ``{name, ports, <param>: value...}``."""
+    if isinstance(spec, str):
+        return Fact(spec)
+    params = {k: v for k, v in spec.items() if k not in ("name", "ports")}
+    return fact(spec["name"], ports=tuple(spec.get("ports", ())), **params)
 
 
 def make_rulesets(case: dict[str, Any]) -> list[Any]:
