@@ -96,8 +96,6 @@ def ports_of(group: Group, best: Scored) -> tuple[int, ...]:
         return tuple(sorted(group.ports))
     if group.port is not None:
         return (group.port,)
-    if best.fact is not None and best.fact.ports:
-        return best.fact.ports  # the fact whose limit the finding names
     return tuple(sorted(best.fact_ports))
 
 

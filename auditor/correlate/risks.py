@@ -92,9 +92,7 @@ def score_host(cause: Cause, state: HostState) -> HostScore | None:
         return None
     out.score = round(min(1.0 - remaining, CEILING), 3)
     out.evidence.sort(key=lambda e: -e.weight)
-    names = {n for kind, n in shown if kind == "fact"}
-    ports = tuple(sorted({p for f in state.facts if f.name in names for p in f.ports}))
-    return HostScore(out, ports, frozenset(shown))
+    return HostScore(out, tuple(sorted(out.fact_ports)), frozenset(shown))
 
 
 def notes_for(
