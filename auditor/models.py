@@ -132,7 +132,7 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
-class RuleRef:
+class FindingRule:
     """The firewall rule a finding names: where it is, what it does, what it counted.
 
     Built from :func:`auditor.correlate.fwlink.rule_doc` (:meth:`from_doc`); the fields
@@ -153,10 +153,13 @@ class RuleRef:
     comment: str | None = None
     location: str | None = None  # file:line of the rule in the saved rule set
     condition: str | None = None  # when traced: the condition under which it decided
+    leads_to: RuleJump | None = None  # a conditional jump: the rule that answers its packets
 
     def to_doc(self) -> dict[str, Any]:
         """The report's ``rule`` object (keys stable: auditor.report/1)."""
         doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.leads_to is not None:
+            doc["leads_to"] = self.leads_to.to_doc()
         return {
             k: v for k, v in doc.items() if k not in _OPTIONAL_RULE_KEYS or v not in (None, "")
         }
@@ -167,16 +170,37 @@ class RuleRef:
         return f" ({self.packets} packets)" if self.packets is not None else ""
 
     @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> RuleRef:
+    def from_doc(cls, doc: Mapping[str, Any]) -> FindingRule:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in names})
-
-
-_OPTIONAL_RULE_KEYS = frozenset({"position", "handle", "condition"})
+        values = {k: v for k, v in doc.items() if k in names}
+        if isinstance(doc.get("leads_to"), Mapping):
+            jump = {f.name for f in dataclasses.fields(RuleJump)}
+            values["leads_to"] = RuleJump(**{k: v for k, v in doc["leads_to"].items() if k in jump})
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
-class LimitRef:
+class RuleJump:
+    """The rule a conditional jump leads to (e.g. the REJECT of a rate limit's chain)."""
+
+    chain: str | None = None
+    position: int | None = None
+    handle: int | None = None
+    text: str = ""
+    target: str | None = None
+    reject_with: str | None = None
+    packets: int | None = None
+    location: str | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+_OPTIONAL_RULE_KEYS = frozenset({"position", "handle", "condition", "leads_to"})
+
+
+@dataclass(frozen=True, slots=True)
+class FindingLimit:
     """The limit a finding names, with its use and the value the remedy suggests."""
 
     name: str
@@ -206,7 +230,7 @@ class LimitRef:
         return text + (f", observed {self.observed}" if self.observed is not None else "")
 
     @classmethod
-    def of(cls, limit: Limit, suggested: int | float | str | None = None) -> LimitRef:
+    def of(cls, limit: Limit, suggested: int | float | str | None = None) -> FindingLimit:
         return cls(
             limit.name,
             limit.value,
@@ -235,8 +259,8 @@ class Finding:
     last_seen: datetime | None = None
     side: str = ""  # client | firewall | kernel | nginx | upstream
     intentional: bool = False
-    rule: RuleRef | None = None
-    limit: LimitRef | None = None
+    rule: FindingRule | None = None
+    limit: FindingLimit | None = None
     evidence: tuple[Evidence, ...] = ()
     runners_up: tuple[tuple[str, float], ...] = ()
     # upstreams, clients, killed process, intentional reason...: shown in reports, not scored

@@ -84,6 +84,26 @@ ACTIONS: Mapping[str, ActionSpec] = _actions(
     ("tcp-memory-pressure", "failure host-wide", "TCP: out of memory -- consider tuning tcp_mem"),
     ("file-max-reached", "failure host-wide", "VFS: file-max limit reached"),
     ("oom-kill", "context", "the OOM killer killed a process"),
+    ("oom-constraint", "context", "the OOM killer's constraint line (cgroup of the kill)"),
+    # kernel trace (tcp_send_reset / kfree_skb / tcp_receive_reset): a reset this host sent
+    # is a failure; a reset received and a dropped packet are context for those groups
+    ("kernel-reset-no-socket", "failure", "a reset sent: no socket for the segment"),
+    ("kernel-reset-abort-on-close", "failure", "a reset sent: closed with unread data"),
+    ("kernel-reset-abort-on-linger", "failure", "a reset sent: linger timeout"),
+    ("kernel-reset-abort-on-memory", "failure host-wide", "a reset sent: out of TCP memory"),
+    ("kernel-reset-abort-on-data", "failure", "a reset sent: data after the close"),
+    ("kernel-reset-state", "failure", "a reset sent: segment invalid in the TCP state"),
+    ("kernel-reset-keepalive-timeout", "failure", "a reset sent: keep-alive timeout"),
+    ("kernel-reset-disconnect-with-data", "failure", "a reset sent: disconnect with data"),
+    ("kernel-reset-invalid-syn", "failure",
+     "a reset sent to a SYN (e.g. a full accept queue with tcp_abort_on_overflow=1)"),
+    ("kernel-reset-other", "failure", "a reset sent for another reason (auditor.reason)"),
+    ("kernel-reset-received", "context", "a reset this host received"),
+    ("kernel-drop-netfilter", "context", "a packet netfilter dropped"),
+    ("kernel-drop-listen-overflow", "context", "a handshake dropped on a full accept queue"),
+    ("kernel-drop-socket-backlog", "context", "a packet dropped on a full socket backlog"),
+    ("kernel-drop-proto-mem", "context", "a packet dropped for lack of protocol memory"),
+    ("kernel-drop-other", "context", "a packet dropped for another reason (auditor.reason)"),
     # nginx error log
     ("fd-exhausted", "failure host-wide", "accept() failed (24: Too many open files)"),
     ("worker-connections-exhausted", "failure host-wide", "worker_connections are not enough"),
@@ -95,9 +115,13 @@ ACTIONS: Mapping[str, ActionSpec] = _actions(
     ("upstream-prematurely-closed", "failure", "upstream prematurely closed connection"),
     ("upstream-refused", "failure", "connect() to the upstream refused"),
     ("upstream-timeout", "failure", "upstream timed out"),
+    ("upstream-unreachable", "failure", "connect() to the upstream: host or network unreachable"),
+    ("upstream-no-local-address", "failure", "no local address/port left to reach the upstream"),
+    ("client-unreachable", "failure", "the client's host or network is unreachable"),
     ("no-live-upstreams", "failure", "no live upstreams"),
     ("limit-conn", "failure zone", "limiting connections by zone"),
     ("limit-req", "failure zone", "limiting requests by zone"),
+    ("nginx-limit-req-delay", "context", "delaying requests by zone (no failure)"),
     ("nginx-signal", "context", "nginx received a signal"),
     ("nginx-reload", "context", "nginx reconfigured"),
     ("nginx-exit", "context", "nginx exited"),
@@ -175,6 +199,7 @@ PLACEHOLDERS: Mapping[str, PlaceholderSpec] = {
         PlaceholderSpec("limit_unit", "its unit", fallback=""),
         PlaceholderSpec("limit_where", "where it is set (file:line)",
                         fallback="its configuration"),
+        PlaceholderSpec("listeners", "the listeners that exist, nearest to the port first"),
     )
 }
 

@@ -16,10 +16,21 @@ from auditor.correlate import fwlink
 from auditor.correlate.catalog_checks import FIELD, SECTION
 from auditor.correlate.grouping import Group
 from auditor.correlate.scoring import Scored, confidence, event_evidence, limit_text
-from auditor.models import Evidence, Finding, LimitRef, RuleRef
+from auditor.models import Evidence, Finding, FindingLimit, FindingRule
 from auditor.vocabulary import PLACEHOLDERS
 
 MAX_EVIDENCE = 12
+# Kernel trace actions recorded in the context of the process that closed or aborted
+# (parsers/kernel_trace.py): a cause that looks for them can name that process.
+BY_PROCESS = frozenset(
+    {
+        "kernel-reset-abort-on-close",
+        "kernel-reset-abort-on-linger",
+        "kernel-reset-abort-on-data",
+        "kernel-reset-state",
+        "kernel-reset-disconnect-with-data",
+    }
+)
 
 
 def suggest(value: Any, observed: Any = None) -> str | None:
@@ -36,6 +47,27 @@ def suggest(value: Any, observed: Any = None) -> str | None:
     if base <= 0:
         return None
     return str(2 ** math.ceil(math.log2(base)))
+
+
+def named_processes(group: Group) -> list[dict[str, Any]]:
+    """Processes the kernel named as the senders of the group's resets (``--trace``)."""
+    out: dict[int, dict[str, Any]] = {}
+    for e in group.sample_events():
+        if e.process_pid is None or "tracepoint" not in e.extra or e.process_pid in out:
+            continue
+        doc: dict[str, Any] = {"name": e.process_name, "pid": e.process_pid}
+        doc.update({k: e.extra[k] for k in ("unit", "container", "cgroup") if e.extra.get(k)})
+        doc.update(port=e.destination_port, reason=e.extra.get("reason"))
+        out[e.process_pid] = doc
+    return list(out.values())[:5]
+
+
+def nearest_listeners(ports: Sequence[int], listeners: Sequence[tuple[str, int]]) -> list[str]:
+    """``address:port`` of the listeners that exist, the nearest to ``ports`` first."""
+    if not ports or not listeners:
+        return []
+    ranked = sorted(set(listeners), key=lambda x: (min(abs(x[1] - p) for p in ports), x[1], x[0]))
+    return [f"{a}:{p}" for a, p in ranked[:8]]
 
 
 def remedy_values(group: Group, best: Scored) -> dict[str, str]:
@@ -60,6 +92,10 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
         if killed[0].process_pid is not None:
             values["pid"] = str(killed[0].process_pid)
         values["first_seen"] = killed[0].timestamp.isoformat(timespec="seconds")
+    elif named := named_processes(group):
+        if named[0]["name"]:
+            values["process"] = str(named[0]["name"])
+        values["pid"] = str(named[0]["pid"])
     if best.rule is not None:
         rule = best.rule.rule
         values.update(rule_text=rule.text, rule_where=fwlink.rule_where(rule),
@@ -126,9 +162,14 @@ def render_remedy(template: str, values: Mapping[str, str]) -> str:
         inner = m.group(1)
         return fill(inner) if all(n in values for n in FIELD.findall(inner)) else ""
 
-    text = fill(SECTION.sub(section, template)) if "[[" in template else fill(template)
+    kept = SECTION.sub(section, template).strip() if "[[" in template else template.strip()
+    text = fill(kept)
     # A left-out section leaves no double space, nor a space before punctuation.
-    return re.sub(r"\s+([,;)]|\.(?!\.))", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    text = re.sub(r"\s+([,;)]|\.(?!\.))", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    opening = FIELD.match(kept)
+    if opening is not None and opening.group(1) not in values:
+        text = text[:1].upper() + text[1:]  # a fallback wording opens the sentence
+    return text
 
 
 def _fallback(name: str) -> str:
@@ -137,12 +178,19 @@ def _fallback(name: str) -> str:
 
 
 def build_finding(
-    group: Group, best: Scored, runners: Sequence[Scored], query: bool = False
+    group: Group,
+    best: Scored,
+    runners: Sequence[Scored],
+    query: bool = False,
+    listeners: Sequence[tuple[str, int]] = (),
 ) -> Finding:
     cause = best.cause
     values = remedy_values(group, best)
-    remedy = render_remedy(cause.remedy, values)
     ports = ports_of(group, best)
+    near = nearest_listeners(ports, [x for x in listeners if x[1] not in ports])
+    if near:
+        values["listeners"] = ", ".join(near)
+    remedy = render_remedy(cause.remedy, values)
     what = (
         group.label
         if not group.synthetic
@@ -153,6 +201,8 @@ def build_finding(
     summary = f"{group.resets} resets ({what}): {cause.title}"
     if best.rule is not None:
         summary += f"; rule {fwlink.rule_where(best.rule.rule)}"
+        if best.rule.leads_to is not None:
+            summary += f", which sends them to {fwlink.rule_where(best.rule.leads_to)}"
     if best.limit is not None:
         summary += f"; {limit_text(best.limit)}"
     details: dict[str, Any] = {}
@@ -171,6 +221,15 @@ def build_finding(
             }
             for e in killed[:3]
         ]
+    named = named_processes(group)
+    if named:
+        details["processes"] = named
+    elif cause.actions() & BY_PROCESS and not any(
+        e.extra.get("tracepoint") for e in group.sample_events()
+    ):
+        details["hint"] = "no kernel trace: `diagnose --trace SECONDS` would name the process"
+    if "kernel-reset-no-socket" in group.counts and near:
+        details["listeners"] = near
     if group.synthetic:
         details["from"] = group.synthetic
     if query:
@@ -180,7 +239,7 @@ def build_finding(
         evidence = [event_evidence(e, 0.0) for e in group.sample_events()[:3]]
     limit_ref = None
     if best.limit is not None:
-        limit_ref = LimitRef.of(best.limit, _number(values.get("limit_suggested")))
+        limit_ref = FindingLimit.of(best.limit, _number(values.get("limit_suggested")))
     return Finding(
         cause=cause.id,
         title=cause.title,
@@ -195,7 +254,9 @@ def build_finding(
         side=cause.side,
         intentional=cause.intentional,
         rule=(
-            RuleRef.from_doc(fwlink.rule_doc(best.rule.rule, best.rule.condition))
+            FindingRule.from_doc(
+                fwlink.rule_doc(best.rule.rule, best.rule.condition, best.rule.leads_to)
+            )
             if best.rule
             else None
         ),

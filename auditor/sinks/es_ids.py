@@ -52,6 +52,12 @@ def finding_scope(finding: Finding) -> str:
     limit = finding.limit
     if limit is not None and limit.scope:
         return f"limit:{limit.name}@{limit.scope}"
+    rule = finding.rule
+    if rule is not None and rule.chain:
+        # the rule's place, whatever showed it (a logged packet or its counters)
+        where = rule.position if rule.position is not None else rule.handle
+        name = "/".join(str(x or "") for x in (rule.backend, rule.family, rule.table, rule.chain))
+        return f"rule:{name}#{where}"
     if finding.ports:
         return "ports:" + ",".join(str(p) for p in sorted(finding.ports))
     return f"side:{finding.side or '-'}"

@@ -12,7 +12,10 @@ orjson would render differently from :mod:`json` go through :func:`_default`
 (datetimes as ``isoformat()``, other mappings with ``str`` keys, the rest as ``str``);
 whatever orjson refuses (non-string keys, integers beyond 64 bits, lone surrogates)
 falls back, for that event only, to ``to_ecs`` and the standard encoder, as does
-everything when orjson is not installed. One difference is deliberate: a NaN or
+everything when orjson is not installed. The bytes are always valid UTF-8 with no raw
+DEL, C1 or bidi control (written as ``\\uXXXX``, the same value once parsed): a lone
+surrogate (an undecodable byte of a file name) is written as the text ``\\xNN``
+(see :func:`auditor.sinks.text.utf8_clean`). One difference is deliberate: a NaN or
 infinite float becomes ``null``, where :mod:`json` would write ``NaN``, which is
 not JSON and which Elasticsearch refuses.
 """
@@ -21,11 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from auditor.models import Event, plain, to_ecs
+from auditor.sinks.text import dumps
 
 try:
     import orjson
@@ -137,7 +142,19 @@ def _slow(event: Event, host: str, tail: Mapping[str, Any]) -> bytes:
     if event.host_name is None:
         doc.setdefault("host", {})["name"] = host
     doc.update(tail)
-    return _std(doc).encode("utf-8", "surrogatepass")
+    text = _std(doc)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a file name's undecodable byte)
+        return dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+# DEL, C1, bidi controls, LS/PS as UTF-8: JSON may hold them raw, a terminal acts on them
+_RAW = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
+
+
+def _escape_raw(m: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(m.group().decode("utf-8"))
 
 
 if orjson is not None:
@@ -151,9 +168,12 @@ if orjson is not None:
         ``host`` fills a missing ``host.name``; ``tail`` adds top-level fields.
         """
         try:
-            return _dumps(event_doc(event, host, tail), _default, _OPTS)
+            data: bytes = _dumps(event_doc(event, host, tail), _default, _OPTS)
         except _ERROR:
             return _slow(event, host, tail or {})
+        if (data.isascii() and b"\x7f" not in data) or _RAW.search(data) is None:
+            return data  # the first test, in C, settles nearly every event
+        return _RAW.sub(_escape_raw, data)
 
 else:  # pragma: no cover
 
