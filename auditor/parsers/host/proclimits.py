@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from auditor.limits._text import issue
 from auditor.models import Location, ParseIssue
+from auditor.parsers.host._text import issue
 
 PARSER = "proc-limits"
 _ROW = re.compile(r"^(Max [A-Za-z ]+?)\s{2,}(\S+)\s+(\S+)(?:\s+(\S+))?\s*$")
