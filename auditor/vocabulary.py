@@ -127,6 +127,15 @@ ACTIONS: Mapping[str, ActionSpec] = _actions(
     ("nginx-exit", "context", "nginx exited"),
     ("nginx-start", "context", "nginx started"),
     ("worker-exited", "context", "an nginx worker exited"),
+    ("connection-left-open", "context", "a stopping nginx worker cut a connection it held"),
+    ("nginx-aborting", "context", "an nginx worker aborted its shutdown"),
+    # systemd's own lines about services (syslog or the journal)
+    ("unit-stopping", "context", "systemd began to stop a service"),
+    ("unit-stopped", "context", "systemd stopped a service"),
+    ("unit-started", "context", "systemd started a service"),
+    ("unit-stop-timeout", "context", "a service's stop timed out and it was killed"),
+    ("unit-killed", "context", "a service's process was killed by a signal"),
+    ("unit-failed", "context", "a service failed (timeout, signal, exit code)"),
     # nginx access log
     ("http-no-response", "failure", "status 444: nginx closed without a response"),
     ("http-client-closed", "failure", "status 499: the client closed the request"),
