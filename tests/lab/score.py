@@ -4,7 +4,7 @@ A *judgement* is one diagnose run on one capture (blind, or with the engineer's
 ``--port``). It is right when none of the :data:`COUNTED` failure classes applies:
 
 * ``wrong cause``: the top finding (or top places, for two causes) is not the expected
-  cause; for a healthy control, a finding of medium or high confidence;
+  cause; for a healthy control, any finding of high confidence;
 * ``high-confidence wrong cause``: another cause reported with high confidence;
 * ``wrong port``: the finding does not carry the port the clients used;
 * ``no rule``: the rule or limit named is not the one expected (or none), or the
@@ -53,7 +53,7 @@ def failures(report: dict[str, Any], expect: dict[str, Any]) -> list[tuple[str, 
     cause = expect.get("cause")
     if cause is None:
         for f in findings:
-            if f.get("confidence") in ("high", "medium"):
+            if f.get("confidence") == "high":
                 out.append(("wrong cause", f"control has {f.get('cause')} "
                                            f"({f.get('confidence')})"))
         return out + _unfilled(findings)

@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tests.lab import seeds
@@ -37,26 +38,36 @@ def generate(case: str, base: Path) -> Captured:
 
 def judge_cases(names: list[str], root: Path, log: bool = True
                 ) -> tuple[list[Judged], dict[str, list[str]]]:
-    """Generate and judge each case under ``root``; (judgements, cases that did not reproduce)."""
-    judged: list[Judged] = []
+    """Generate and judge each case under ``root``; (judgements, cases that did not reproduce).
+
+    Diagnose (CPU) runs on one case while the next is captured (mostly waiting on the
+    network), one of each at a time.
+    """
+    judged: dict[str, list[Judged]] = {}
     missing: dict[str, list[str]] = {}
-    for name in names:
-        t0 = time.monotonic()
-        try:
-            got = generate(name, root / name)
-        except Exception as exc:  # a lab failure is reported, the others still run
-            missing[name] = [f"lab failed: {exc!r}"]
-            continue
-        if got.problems:
-            missing[name] = got.problems
-            continue
-        these = judge_capture(name, root / name, got.expect)
-        judged += these
-        if log:
-            marks = " ".join(f"{j.judgement}:{'ok' if j.right else 'WRONG'}" for j in these)
-            print(f"{name:18} {time.monotonic() - t0:5.1f}s {marks}  [{these[0].top}]",
-                  file=sys.stderr, flush=True)
-    return judged, missing
+    with ThreadPoolExecutor(1) as judge:
+        pending: list[tuple[str, Future[list[Judged]]]] = []
+        for name in names:
+            t0 = time.monotonic()
+            try:
+                got = generate(name, root / name)
+            except Exception as exc:  # a lab failure is reported, the others still run
+                missing[name] = [f"lab failed: {exc!r}"]
+                continue
+            if got.problems:
+                missing[name] = got.problems
+                continue
+            if log:
+                print(f"captured {name} in {time.monotonic() - t0:.1f}s", file=sys.stderr,
+                      flush=True)
+            pending.append((name, judge.submit(judge_capture, name, root / name, got.expect)))
+        for name, fut in pending:
+            judged[name] = fut.result()
+            if log:
+                these = judged[name]
+                marks = " ".join(f"{j.judgement}:{'ok' if j.right else 'WRONG'}" for j in these)
+                print(f"{name:18} {marks}  [{these[0].top}]", file=sys.stderr, flush=True)
+    return [j for n in names for j in judged.get(n, [])], missing
 
 
 def main(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import pytest
 from tests.lab import seeds
 from tests.lab.netlab import lab_available
 from tests.lab.score import COUNTED, Judged, judge_capture, render, summary
-from tests.lab.scoring_cli import generate
+from tests.lab.scoring_cli import generate, judge_cases
 
 REASON = lab_available()
 
@@ -70,7 +70,8 @@ def test_tuning(case: str, root: Path) -> None:
 def test_held_out_accuracy(root: Path, tmp_path: Path) -> None:
     assert not set(seeds.cases(seeds.HELD_OUT)) & set(GAPS), "held-out cases are never GAPS"
     tuning = [j for c in seeds.cases(seeds.TUNING) for j in judged(c, root)]
-    held = [j for c in seeds.cases(seeds.HELD_OUT) for j in judged(c, root)]
+    held, missing = judge_cases(seeds.cases(seeds.HELD_OUT), root, log=False)
+    _missing.update(missing)
     doc = summary(tuning, held)
     doc["not_reproduced"] = dict(_missing)
     (tmp_path / "shape-scores.json").write_text(json.dumps(doc, indent=2) + "\n")
