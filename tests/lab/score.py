@@ -11,7 +11,8 @@ A *judgement* is one diagnose run on one capture (blind, or with the engineer's
   finding misses something it must name (the upstream address, an ICMP answer);
 * ``cause that must be absent``: e.g. firewall-reject for a limit reached through a jump.
 
-Also reported, not counted: ``unfilled value`` (``?``, ``None``, ``<port>``, ``{...}``,
+Also reported, not counted: ``reset count`` (the finding counts fewer than half the
+resets the clients saw), ``unfilled value`` (``?``, ``None``, ``<port>``, ``{...}``,
 ``(no rule traced)`` in a finding's text) and ``window`` (the report's window does not
 hold the incident: a counter-only finding dated at analysis time).
 """
@@ -73,6 +74,10 @@ def failures(report: dict[str, Any], expect: dict[str, Any]) -> list[tuple[str, 
     port = expect.get("port")
     if port is not None and port not in (match.get("ports") or []):
         out.append(("wrong port", f"ports {match.get('ports')}, clients used {port}"))
+    seen = expect.get("resets") or 0
+    if seen and (match.get("resets") or 0) < seen // 2:
+        out.append(("reset count", f"{match.get('resets')} resets reported, the clients saw "
+                                   f"{seen}"))
     rule = expect.get("rule")
     if rule:
         got = match.get("rule") or {}

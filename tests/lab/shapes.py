@@ -57,6 +57,7 @@ class Want:
     mentions: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
     port_arg: bool = True
+    resets: int = 0  # connections the clients saw reset or refused by a RST
     records: list[Rec] = field(default_factory=list)  # host log lines of the incident
 
 
@@ -563,7 +564,10 @@ def run_fw_limit(ctx: Ctx, kn: dict[str, Any]) -> Want:
     _fw_check(ctx, got, 3)
     if prefix:
         ctx.check(prefix in ctx.text("kern.log"), f"LOG lines {prefix!r} in kern.log")
-    return _fw_want(kn, rule)
+    want = _fw_want(kn, rule)
+    if kn["reject_with"] == "tcp-reset":
+        want.resets = got.get("refused", 0) + got.get("reset", 0)
+    return want
 
 
 @family("fw-reject", "a REJECT for the port (direct, in a user chain, nft set or vmap), logged "
@@ -617,7 +621,7 @@ def run_overflow(ctx: Ctx, kn: dict[str, Any]) -> Want:
     ctx.check(ctx.delta("TcpExtListenOverflows") >= 6, "ListenOverflows moved")
     return Want("listen-queue-overflow", p, limit=("*backlog*", "*somaxconn*",
                                                    "*abort_on_overflow*"),
-                absent=("syn-flood",))
+                absent=("syn-flood",), resets=got["reset"])
 
 
 @family("synflood", "half-open SYN flood on nginx with a small backlog, syncookies off",
@@ -883,7 +887,7 @@ def run_moved(ctx: Ctx, kn: dict[str, Any]) -> Want:
     ctx.check(ok.get("status-200", 0) == 5, f"served before the move: {ok}")
     ctx.check(got.get("refused", 0) == kn["count"], f"refused after: {got}")
     ctx.check(ctx.delta("TcpOutRsts") >= kn["count"], "the kernel sent RSTs")
-    return Want("no-listener", kn["port"], records=recs)
+    return Want("no-listener", kn["port"], records=recs, resets=got.get("refused", 0))
 
 
 @family("nofile", "nginx workers run out of open files: a tiny worker_rlimit_nofile or a "
@@ -1024,7 +1028,7 @@ def capture(plan: Plan, out: Path, tag: str = "hs") -> Captured:
         judgements.append({"name": "port", "args": [*zone_args, "--port", str(want.port)]})
     expect = Expect(want.cause, want.also, want.rule, want.limit, want.mentions, want.absent,
                     tuple(zone_args)).as_json()
-    expect |= {"port": want.port, "judgements": judgements, "family": plan.family,
+    expect |= {"port": want.port, "resets": want.resets, "judgements": judgements, "family": plan.family,
                "seed": plan.seed, "classes": list(fam.classes),
                "shape": {**plan.knobs, **plan.world.describe(), "host": plan.host},
                "input": str(dressed.path.relative_to(out)),
