@@ -11,7 +11,9 @@ A *judgement* is one diagnose run on one capture (blind, or with the engineer's
   finding misses something it must name (the upstream address, an ICMP answer);
 * ``cause that must be absent``: e.g. firewall-reject for a limit reached through a jump.
 
-Also reported, not counted: ``reset count`` (the finding counts fewer than half the
+Also reported, not counted: ``log not read`` (a host or nginx log of the bundle that
+diagnose did not use: an access log in a format only ``nginx -T`` declares, a journal
+export), ``reset count`` (the finding counts fewer than half the
 resets the clients saw), ``unfilled value`` (``?``, ``None``, ``<port>``, ``{...}``,
 ``(no rule traced)`` in a finding's text) and ``window`` (the report's window does not
 hold the incident: a counter-only finding dated at analysis time).
@@ -24,6 +26,7 @@ import json
 import re
 import subprocess
 import sys
+import tarfile
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +47,27 @@ def diagnose(path: Path, args: list[str]) -> dict[str, Any]:
         raise AssertionError(f"diagnose exited {out.returncode}: {out.stderr.strip()[-2000:]}")
     doc: dict[str, Any] = json.loads(out.stdout)
     return doc
+
+
+LOG_NAMES = re.compile(r"^(access\.log|error\.log|kern\.log|syslog|messages)(\.\d+)?$"
+                       r"|^journal-o-json\.txt$")
+
+
+def bundle_logs(path: Path) -> list[str]:
+    """Base names of the (non-empty) host and nginx logs in a bundle (directory or archive)."""
+    if path.is_dir():
+        names = [p.name for p in path.rglob("*") if p.is_file() and p.stat().st_size]
+    else:
+        with tarfile.open(path) as tar:
+            names = [m.name.rsplit("/", 1)[-1] for m in tar.getmembers() if m.isfile() and m.size]
+    return sorted(n for n in names if LOG_NAMES.match(n))
+
+
+def unread_logs(report: dict[str, Any], logs: list[str]) -> list[tuple[str, str]]:
+    """``log not read`` for each log of the bundle diagnose did not use."""
+    used = {str(s.get("path", "")).rsplit("/", 1)[-1] for s in report.get("sources") or []
+            if s.get("used")}
+    return [("log not read", name) for name in logs if name not in used]
 
 
 def failures(report: dict[str, Any], expect: dict[str, Any]) -> list[tuple[str, str]]:
@@ -148,11 +172,13 @@ class Judged:
 def judge_capture(case: str, base: Path, expect: dict[str, Any]) -> list[Judged]:
     """Every judgement of one capture (``base`` holds ``expected.json`` and the input)."""
     out = []
+    logs = bundle_logs(base / expect["input"])
     for j in expect["judgements"]:
         report = diagnose(base / expect["input"], j["args"])
         top = ", ".join(f"{f.get('cause')}({f.get('confidence')})"
                         for f in (report.get("findings") or [])[:3]) or "no finding"
-        out.append(Judged(case, j["name"], tuple(failures(report, expect)), top))
+        wrong = failures(report, expect) + unread_logs(report, logs)
+        out.append(Judged(case, j["name"], tuple(wrong), top))
     return out
 
 

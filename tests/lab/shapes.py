@@ -690,7 +690,8 @@ def nginx_site(ctx: Ctx, kn: dict[str, Any], upstream_block: str, location: str,
         name = FORMATS[fmt].split()[1]
         access = f"access_log {ctx.work}/nginx/logs/access.log {name};"
         http = FORMATS[fmt] + "\n    " + http
-    servers = f"{upstream_block}\nserver {{\n    listen {p};\n    server_name shop.example.com;\n" \
+    listen = f"listen {p};" + (f" listen [::]:{p};" if kn.get("v6") else "")
+    servers = f"{upstream_block}\nserver {{\n    {listen}\n    server_name shop.example.com;\n" \
               f"    {access}\n    {location}\n}}"
     full = NginxSpec(servers, http=http, log_format=fmt if fmt not in FORMATS else "combined",
                      **spec)
@@ -705,7 +706,13 @@ def plan_web(rng: random.Random) -> dict[str, Any]:
     up = rng.choice(UP_PORTS)
     return {"port": rng.choice(tuple(x for x in PORTS if x != 443)), "up": up,
             "fmt": rng.choice(("combined", "custom", "json", "pipes", "keyval")),
-            "subnets": rng.choice((1, 2, 3)), "named": rng.random() < 0.5}
+            "subnets": rng.choice((1, 2, 3)), "named": rng.random() < 0.5,
+            "v6": rng.random() < 0.3}
+
+
+def front(kn: dict[str, Any]) -> str:
+    """The server address the shape's clients call."""
+    return SERVER6 if kn.get("v6") else SERVER_IP
 
 
 def _upstream(kn: dict[str, Any], keepalive: str = "") -> tuple[str, str]:
@@ -730,7 +737,7 @@ def run_up_reset(ctx: Ctx, kn: dict[str, Any]) -> Want:
     upstream(ctx.lab, kn["up"], "linger0")
     nginx_site(ctx, kn, *_upstream(kn))
     ctx.mark()
-    got = load(ctx, SERVER_IP, kn["port"], 20, srcs, conc=5)
+    got = load(ctx, front(kn), kn["port"], 20, srcs, conc=5)
     fw_collect(ctx, {})
     ctx.check(got.get("status-502", 0) == 20, f"all 502: {got}")
     return Want("upstream-reset", kn["port"], mentions=(f"127.0.0.1:{kn['up']}",))
@@ -748,7 +755,7 @@ def run_client_abort(ctx: Ctx, kn: dict[str, Any]) -> Want:
     serve(ctx, kn["up"], "ok", 2.0, host="127.0.0.1")
     nginx_site(ctx, kn, *_upstream(kn), error_level="info")
     ctx.mark()
-    got = load(ctx, SERVER_IP, kn["port"], 12, srcs, conc=12, hold=0.3, abort=True)
+    got = load(ctx, front(kn), kn["port"], 12, srcs, conc=12, hold=0.3, abort=True)
     time.sleep(0.5)
     fw_collect(ctx, {})
     ctx.check(got.get("aborted", 0) == 12, f"clients aborted: {got}")
@@ -794,13 +801,14 @@ def plan_ka_race(rng: random.Random) -> dict[str, Any]:
 @plan_ka_race
 def run_ka_race(ctx: Ctx, kn: dict[str, Any]) -> Want:
     lab, up = ctx.lab, kn["up"]
+    sources(ctx, kn)  # the client's IPv6 address; its requests leave from its own address
     serve(ctx, up, "keepalive", host="127.0.0.2", idle=1.0)
     lab.spawn(lab.srv, [sys.executable, "-c", RELAY_CODE, "127.0.0.1", str(up), "127.0.0.2",
                         str(up), "0.2"])
     lab.wait_port(lab.srv, up)
     nginx_site(ctx, kn, *_upstream(kn, "keepalive 4; keepalive_timeout 60s;"))
     ctx.mark()
-    got = lab.python(lab.cli, KA_CLIENT, SERVER_IP, str(kn["port"]), kn["methods"], "0.9",
+    got = lab.python(lab.cli, KA_CLIENT, front(kn), str(kn["port"]), kn["methods"], "0.9",
                      timeout=90)
     fw_collect(ctx, {})
     failed = [g for g in got if not g.endswith("status-200")]
@@ -830,7 +838,7 @@ def run_restart(ctx: Ctx, kn: dict[str, Any]) -> Want:
     up = serve(ctx, kn["up"], "slow", 400_000, host="127.0.0.1")
     nginx_site(ctx, kn, *_upstream(kn), http="proxy_buffering off;")
     ctx.mark()
-    fut = ctx.background(lambda: load(ctx, SERVER_IP, kn["port"], 6, srcs, conc=6, timeout=5))
+    fut = ctx.background(lambda: load(ctx, front(kn), kn["port"], 6, srcs, conc=6, timeout=5))
     time.sleep(1.5)
     recs: list[Rec] = []
     if kn["unit"] == "nginx":
@@ -908,7 +916,7 @@ def run_nofile(ctx: Ctx, kn: dict[str, Any]) -> Want:
     else:
         nginx_site(ctx, kn, *_upstream(kn), nofile=kn["limit"])
     ctx.mark()
-    got = load(ctx, SERVER_IP, kn["port"], 40, srcs, conc=40, timeout=4)
+    got = load(ctx, front(kn), kn["port"], 40, srcs, conc=40, timeout=4)
     fw_collect(ctx, {})
     ctx.check(got.get("status-200", 0) < 40, f"some requests fail: {got}")
     ctx.check("(24: Too many open files)" in ctx.text("error.log"), "errno 24 in error.log")
@@ -933,7 +941,7 @@ def run_healthy(ctx: Ctx, kn: dict[str, Any]) -> Want:
     serve(ctx, kn["up"], host="127.0.0.1")
     nginx_site(ctx, kn, *_upstream(kn))
     ctx.mark()
-    got = load(ctx, SERVER_IP, kn["port"], 30, srcs, conc=5)
+    got = load(ctx, front(kn), kn["port"], 30, srcs, conc=5)
     fw_collect(ctx, {})
     ctx.check(got.get("status-200", 0) == 30, f"all 200: {got}")
     return Want(None, None, port_arg=True)
