@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -1028,8 +1029,9 @@ def capture(plan: Plan, out: Path, tag: str = "hs") -> Captured:
         finally:
             ctx.pool.shutdown(wait=True)
     mark = _snapshot_time(stage)
+    kernel = ours((stage / "kern.log").read_text(errors="replace"), want.port)
     dressed = dress(stage, out / "capture", plan.world, plan.host, (mark or start, end),
-                    want.records)
+                    want.records, kernel_text=kernel)
     zone_args = [] if plan.world.layout == "collect" else ["--timezone", plan.world.zone]
     judgements = [{"name": "blind", "args": zone_args}]
     if want.port is not None and want.port_arg:
@@ -1045,6 +1047,28 @@ def capture(plan: Plan, out: Path, tag: str = "hs") -> Captured:
     import shutil
     shutil.rmtree(stage)
     return Captured(plan, dressed.path, expect, list(ctx.problems))
+
+
+_SYN_FLOOD = re.compile(r"Possible SYN flooding on port (?:\S*:)?(\d+)\.")
+
+
+def ours(kernel: str, port: int | None) -> str:
+    """The capture's kernel lines without those other labs on this host caused.
+
+    The kernel ring is the host's: netfilter lines of other namespaces are already left
+    out (by interface), but a SYN flooding warning for another port, or "nf_conntrack:
+    table full" (no shape fills the table; a parallel lab lowering the host's
+    nf_conntrack_max does), would be another lab's incident in this one's capture.
+    """
+    keep = []
+    for line in kernel.splitlines():
+        m = _SYN_FLOOD.search(line)
+        if m and (port is None or int(m.group(1)) != port):
+            continue
+        if "nf_conntrack: table full" in line:
+            continue
+        keep.append(line)
+    return "".join(ln + "\n" for ln in keep)
 
 
 def _snapshot_time(stage: Path) -> datetime | None:
