@@ -10,8 +10,32 @@ import importlib
 import pkgutil
 
 import typer
+from typer.core import TyperArgument, TyperOption
 
 from auditor import __version__, commands
+
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER"}
+
+
+def _plain_metavar(display: object) -> object:
+    """Help shows ``TEXT``/``INTEGER``/``table|json`` and nothing for flags, not ``<bool>``."""
+    original = display
+
+    def shown(self: TyperArgument | TyperOption, ctx: object) -> str | None:
+        if isinstance(self, TyperOption) and self.is_flag:
+            return None
+        label = str(original(self, ctx))  # type: ignore[operator]
+        inner = label[1:-1] if label.startswith("<") and label.endswith(">") else label
+        if inner.startswith("list[") and inner.endswith("]"):
+            inner = inner[5:-1]
+        return _TYPE_NAMES.get(inner, inner)
+
+    return shown
+
+
+for _cls in (TyperArgument, TyperOption):  # one place for the help's look, every command
+    if hasattr(_cls, "display_type_rich"):
+        _cls.display_type_rich = _plain_metavar(_cls.display_type_rich)  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="auditor",

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from auditor.sinks.es_templates import validate_namespace
-
 DEFAULT_PATH = "/etc/auditor/auditor.toml"
 
 
@@ -49,6 +47,16 @@ class Secret:
         return hash(self._value)
 
 
+
+def validate_namespace(namespace: str) -> str:
+    """Elastic's rules: lowercase, no '-', no \\ / * ? \" < > | , # : or space, <= 100 bytes."""
+    bad = set('\\/*?"<>|,#: -')
+    if not namespace or namespace != namespace.lower() or bad & set(namespace):
+        raise ValueError(f"namespace {namespace!r} is not valid: use lowercase, digits, '_' or '.'")
+    if len(namespace) > 100:
+        raise ValueError(f"namespace {namespace!r} is longer than 100 characters")
+    return namespace
+
 @dataclass(frozen=True, slots=True)
 class InputConfig:
     """One log to follow: its live path (rotated siblings are found next to it)."""
@@ -77,6 +85,11 @@ class EsConfig:
     backoff_max: float = 30.0
     bulk_docs: int = 2000
     bulk_bytes: int = 5 << 20
+    allow_http_credentials: bool = False  # send credentials over plain http:// (opt-in)
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.api_key is not None or self.password is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +149,11 @@ def _read_secret_file(path: str, name: str) -> Secret:
     return Secret(text)
 
 
-def _es_from(raw: Mapping[str, Any], base: EsConfig) -> EsConfig:
-    """Apply one layer (file table or environment) onto ``base``."""
+def _es_from(raw: Mapping[str, Any], base: EsConfig, credentials: bool = True) -> EsConfig:
+    """Apply one layer (file table or environment) onto ``base``.
+
+    With ``credentials`` false, secrets are neither read nor kept (a dry run needs none).
+    """
     es = base
     hosts = raw.get("hosts", raw.get("url"))
     if hosts is not None:
@@ -161,6 +177,11 @@ def _es_from(raw: Mapping[str, Any], base: EsConfig) -> EsConfig:
         es = replace(es, verify=_bool(raw["verify"], "elasticsearch.verify"))
     if raw.get("bulk_bytes") is not None:
         es = replace(es, bulk_bytes=parse_size(raw["bulk_bytes"], "elasticsearch.bulk_bytes"))
+    if raw.get("allow_http_credentials") is not None:
+        allow = _bool(raw["allow_http_credentials"], "elasticsearch.allow_http_credentials")
+        es = replace(es, allow_http_credentials=allow)
+    if not credentials:
+        return es
     if raw.get("api_key") is not None:
         es = replace(es, api_key=Secret(str(raw["api_key"])))
     if raw.get("api_key_file") is not None:
@@ -178,6 +199,7 @@ _ENV_ES = {
     "AUDITOR_ES_PASSWORD": "password", "AUDITOR_ES_PASSWORD_FILE": "password_file",
     "AUDITOR_ES_API_KEY": "api_key", "AUDITOR_ES_API_KEY_FILE": "api_key_file",
     "AUDITOR_ES_CA_FILE": "ca_file", "AUDITOR_ES_VERIFY": "verify", "AUDITOR_ES_TIMEOUT": "timeout",
+    "AUDITOR_ES_ALLOW_HTTP_CREDENTIALS": "allow_http_credentials",
 }
 _ENV_TOP = {
     "AUDITOR_HOST": "host", "AUDITOR_STATE": "state", "AUDITOR_SPOOL": "spool",
@@ -206,10 +228,14 @@ def load_config(
     path: str | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    credentials: bool = True,
 ) -> AuditConfig:
     """File (``path``, else AUDITOR_CONFIG, else the default when it exists), env, then flags.
 
-    ``overrides`` holds flag values (``es_hosts``, ``since``, ``state``); None means unset.
+    ``overrides`` holds flag values (``es_hosts``, ``since``, ``state``,
+    ``allow_http_credentials``); None means unset. With ``credentials`` false no secret
+    is read (``audit --dry-run``). Credentials bound for a plain ``http://`` URL are
+    refused unless ``allow_http_credentials`` is set.
     """
     env = os.environ if env is None else env
     explicit = path or env.get("AUDITOR_CONFIG")
@@ -240,12 +266,12 @@ def load_config(
         journald_type=str(jtable.get("type", cfg.journald_type)),
         journald_matches=tuple(str(m) for m in matches),
         journald_directory=str(jtable["directory"]) if jtable.get("directory") else None,
-        es=_es_from(raw.get("elasticsearch") or {}, cfg.es),
+        es=_es_from(raw.get("elasticsearch") or {}, cfg.es, credentials),
     )
     # environment
     cfg = _top_from({v: env[k] for k, v in _ENV_TOP.items() if env.get(k)}, cfg)
     es_env = {v: env[k] for k, v in _ENV_ES.items() if env.get(k)}
-    cfg = replace(cfg, es=_es_from(es_env, cfg.es))
+    cfg = replace(cfg, es=_es_from(es_env, cfg.es, credentials))
     # flags
     ov = overrides or {}
     if ov.get("es_hosts"):
@@ -253,6 +279,8 @@ def load_config(
     for key in ("since", "state", "source"):
         if ov.get(key) is not None:
             cfg = replace(cfg, **{key: ov[key]})
+    if ov.get("allow_http_credentials"):
+        cfg = replace(cfg, es=replace(cfg.es, allow_http_credentials=True))
     try:
         validate_namespace(cfg.es.namespace)
     except ValueError as exc:
@@ -264,4 +292,11 @@ def load_config(
             raise ConfigError(
                 "elasticsearch.hosts: put credentials in api_key or password(_file), not in URLs"
             )
+    plain = [url for url in cfg.es.hosts if url.lower().startswith("http://")]
+    if plain and cfg.es.has_credentials and not cfg.es.allow_http_credentials:
+        raise ConfigError(
+            f"elasticsearch.hosts: {plain[0]} is plain http://, which would send the credentials "
+            "unencrypted; use https://, or set elasticsearch.allow_http_credentials = true "
+            "(AUDITOR_ES_ALLOW_HTTP_CREDENTIALS=1, --allow-http-credentials) to accept that"
+        )
     return cfg

@@ -1,4 +1,4 @@
-"""Helpers shared by commands: one-line errors, time options, the console."""
+"""Helpers shared by commands: one-line errors, time options, the error console."""
 
 from __future__ import annotations
 
@@ -9,25 +9,27 @@ from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 
+from auditor.sinks.text import console, inert, line
 from auditor.timeutil import parse_instant, parse_timezone
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-err_console = Console(stderr=True, highlight=False)
+err_console = console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``auditor: error: message`` on stderr and exit; never a traceback."""
-    err_console.print(f"[bold red]auditor: error:[/] {message}", soft_wrap=True)
+    text = line(("auditor: error:", "bold red"), " ")
+    text.append(inert(message, keep_newlines=True))
+    err_console.print(text, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def timezone_option(value: str | None) -> tzinfo:
     try:
         return parse_timezone(value)
-    except Exception:
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
         fail(f"unknown time zone {value!r} (use e.g. Europe/Berlin, UTC or +02:00)")
 
 

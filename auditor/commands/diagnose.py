@@ -6,7 +6,6 @@ import sys
 from enum import StrEnum
 
 import typer
-from rich.console import Console
 
 from auditor.commands._common import (
     clean_errors,
@@ -22,9 +21,12 @@ from auditor.sinks.report_json import write_report_json
 from auditor.sinks.report_markdown import render_markdown
 from auditor.sinks.report_ndjson import write_report_ndjson
 from auditor.sinks.report_table import print_report
+from auditor.sinks.text import console as text_console
+from auditor.sinks.text import line, short_path
 from auditor.sources.files import SourceError
 
 LEVELS = {"high": 3, "medium": 2, "low": 1}
+EXIT_GAPS = 3  # with --fail-on: evidence could not be read, so "no cause" proves nothing
 
 
 class ReportFormat(StrEnum):
@@ -43,12 +45,20 @@ class FailOn(StrEnum):
 EXAMPLES = """
 [bold]Examples[/]
 
-  auditor diagnose                                   # this host, last 2 hours
+  auditor diagnose                          # this host, last 2 hours
   auditor diagnose incident-bundle.tar.gz
-  auditor diagnose /var/tmp/sosreport-web1/ --port 443 --since 2026-11-24T09:00
-  auditor diagnose bundle/ --port 8080 --client 203.0.113.7 --format json
+  auditor diagnose sosreport-web1/ --port 443 --since 2026-11-24T09:00
+  auditor diagnose bundle/ --port 8080 --client 203.0.113.7 -f json
   auditor diagnose bundle/ --format markdown > ticket.md
-  auditor diagnose bundle/ --fail-on high            # exit 1 when a high-confidence cause is found
+  auditor diagnose bundle/ --fail-on high    # exit 1 on a high confidence
+  auditor diagnose --trace 10 -f json       # + the kernel's reasons, 10 s
+
+[bold]Exit status[/]
+
+  0  the diagnosis was printed (and --fail-on did not match)
+  1  --fail-on: a non-intentional finding of that confidence or higher
+  2  bad option, unreadable input, nothing readable, or invalid cause catalog
+  3  --fail-on: no such finding, but some evidence could not be read
 """
 
 
@@ -73,7 +83,8 @@ def register(app: typer.Typer) -> None:
         fail_on: FailOn | None = typer.Option(
             None,
             "--fail-on",
-            help="Exit 1 when a (non-intentional) finding has this confidence or higher.",
+            help="Exit 1 when a (non-intentional) finding has this confidence or higher, "
+            "3 when no such finding but some evidence could not be read (no privileges...).",
         ),
         tz_name: str | None = typer.Option(
             None,
@@ -86,6 +97,11 @@ def register(app: typer.Typer) -> None:
         sample: float = typer.Option(
             0.0, help="Live host: read counters twice, this many seconds apart."
         ),
+        trace: float = typer.Option(
+            0.0,
+            help="Live host: record the kernel's reset/drop reasons for this many seconds "
+            "(root) and use them as evidence.",
+        ),
     ) -> None:
         """Name the cause of connection resets, with evidence, confidence and remedy."""
         tz = timezone_option(tz_name)
@@ -93,10 +109,21 @@ def register(app: typer.Typer) -> None:
         end = instant_option(until, tz, "--until")
         if port is not None and not 0 < port < 65536:
             fail(f"--port {port} is not a TCP port")
+        if trace and path is not None:
+            fail("--trace records this host; record a bundle with `auditor collect --trace`")
+        if not 0 <= trace <= 3600:
+            fail("--trace: give seconds between 0 and 3600")
         try:
             catalog = load_catalog(rules_dir) if rules_dir else load_default()
             report = diagnose(
-                path, Query(port, client), tz if tz_name else None, start, end, catalog, sample
+                path,
+                Query(port, client),
+                tz if tz_name else None,
+                start,
+                end,
+                catalog,
+                sample,
+                trace,
             )
         except CatalogError as exc:
             fail("cause catalog is invalid:\n" + str(exc))
@@ -110,19 +137,22 @@ def register(app: typer.Typer) -> None:
         elif fmt is ReportFormat.markdown:
             out.write(render_markdown(report))
         else:
-            console = Console()
+            console = text_console()
             print_report(report, console, tz)
             used = [s for s in report.sources if s.used]
-            console.print(
-                f"[dim]sources used: {len(used)} of {len(report.sources)}: "
-                + ", ".join(f"{s.path} ({s.kind})" for s in used)
-                + "[/]",
-                highlight=False,
-            )
+            console.print(line((
+                f"sources used: {len(used)} of {len(report.sources)}: "
+                + ", ".join(f"{short_path(s.path)} ({s.kind})" for s in used), "dim")))
         for s in report.sources:
             if not s.used and s.note:
-                err_console.print(f"[yellow]{s.path}[/]: not used: {s.note}", highlight=False)
+                err_console.print(line((s.path, "yellow"), ": not used: ", s.note))
+            elif s.kind == "trace-header" and "not recorded" in s.note:
+                err_console.print(line((s.path, "yellow"), ": ", s.note))
+        for gap in report.gaps:
+            err_console.print(line(("could not read: ", "yellow"), gap.splitlines()[0]))
         if fail_on is not None:
             level = LEVELS[fail_on.value]
             if any(LEVELS[f.confidence] >= level and not f.intentional for f in report.findings):
                 raise typer.Exit(1)
+            if report.gaps:
+                raise typer.Exit(EXIT_GAPS)

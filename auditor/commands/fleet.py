@@ -8,9 +8,9 @@ one row.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -19,9 +19,29 @@ from rich.table import Table
 
 from auditor.commands._common import clean_errors, fail
 from auditor.config import ConfigError, load_config
+from auditor.sinks.text import cell, dumps, line
+from auditor.sinks.text import console as text_console
 from auditor.timeutil import parse_duration
 
 SPARK = " ▁▂▃▄▅▆▇█"
+EXAMPLES = """
+[bold]Examples[/]
+
+  auditor fleet --es https://es1:9200 --since 7d
+  auditor fleet --config /etc/auditor/auditor.toml --format json
+
+[bold]Exit status[/]
+
+  0  the summary was printed
+  2  no server, a bad option, credentials refused, or an answer that could
+     not be read (one line names the field)
+"""
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
 BUCKETS = 12
 
 
@@ -70,46 +90,101 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[min(8, round(8 * v / peak))] for v in values)
 
 
+class AnswerError(ValueError):
+    """An aggregation answer without a field we need, or with a field of the wrong type."""
+
+
+def _at(node: Any, where: str, *path: str | int, kind: type | tuple[type, ...] = object) -> Any:
+    """``node[path...]``, checked; a missing or mistyped field raises :class:`AnswerError`."""
+    for step in path:
+        where += f"[{step}]" if isinstance(step, int) else f".{step}"
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            raise AnswerError(f"{where}: missing") from None
+    if not isinstance(node, kind) or isinstance(node, bool):
+        raise AnswerError(f"{where}: expected {getattr(kind, '__name__', 'a value')}, "
+                          f"got {type(node).__name__}")
+    return node
+
+
+def _number(node: Any, where: str, *path: str | int) -> float:
+    value = _at(node, where, *path, kind=(int, float, type(None)))
+    return float(value or 0)
+
+
+def _key(node: Any, where: str) -> str:
+    return str(_at(node, where, "key", kind=(str, int, float)))
+
+
+def _buckets(node: Any, where: str, *path: str) -> list[tuple[str, Any]]:
+    """``(location, bucket)`` of the ``buckets`` list at ``path``, each named for errors."""
+    name = ".".join((where, *path, "buckets"))
+    items = _at(node, where, *path, "buckets", kind=list)
+    return [(f"{name}[{i}]", item) for i, item in enumerate(items)]
+
+
+def _top(answer: dict[str, Any], where: str, agg: str) -> list[tuple[str, dict[str, Any]]]:
+    """The top-level buckets of ``agg`` (none when there are no aggregations: no index yet)."""
+    if answer.get("aggregations") is None:
+        return []
+    return [(at, _at(b, at, kind=dict))
+            for at, b in _buckets(answer, where, "aggregations", agg)]
+
+
 def summarise(findings: dict[str, Any], resets: dict[str, Any]) -> dict[str, Any]:
-    """The aggregation answers as rows: causes across hosts, and resets per host."""
+    """The aggregation answers as rows: causes across hosts, and resets per host.
+
+    Raises :class:`AnswerError` (naming the field) on an answer of another shape.
+    """
     causes = []
-    for b in findings.get("aggregations", {}).get("causes", {}).get("buckets", []):
-        titles = b.get("title", {}).get("buckets", [])
+    for at, b in _top(findings, "findings", "causes"):
+        titles = _buckets(b, at, "title") if "title" in b else []
         causes.append({
-            "cause": b["key"],
-            "title": titles[0]["key"] if titles else "",
-            "hosts": int(b["hosts"]["value"]),
-            "top_hosts": [h["key"] for h in b["top_hosts"]["buckets"]],
-            "findings": b["doc_count"],
-            "resets": int(b["resets"]["value"] or 0),
-            "trend": [float(t["resets"]["value"] or 0) for t in b["trend"]["buckets"]],
+            "cause": _key(b, at),
+            "title": _key(titles[0][1], titles[0][0]) if titles else "",
+            "hosts": int(_number(b, at, "hosts", "value")),
+            "top_hosts": [_key(h, hat) for hat, h in _buckets(b, at, "top_hosts")],
+            "findings": int(_number(b, at, "doc_count")),
+            "resets": int(_number(b, at, "resets", "value")),
+            "trend": [_number(t, tat, "resets", "value") for tat, t in _buckets(b, at, "trend")],
         })
     hosts = [
-        {"host": b["key"], "events": b["doc_count"],
-         "actions": {a["key"]: a["doc_count"] for a in b["actions"]["buckets"]}}
-        for b in resets.get("aggregations", {}).get("hosts", {}).get("buckets", [])
+        {"host": _key(b, at), "events": int(_number(b, at, "doc_count")),
+         "actions": {_key(a, aat): int(_number(a, aat, "doc_count"))
+                     for aat, a in _buckets(b, at, "actions")}}
+        for at, b in _top(resets, "resets", "hosts")
     ]
     return {"causes": causes, "hosts": hosts}
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("fleet")
+    @app.command("fleet", epilog=EXAMPLES)
     @clean_errors
     def fleet_cmd(
         es: list[str] = typer.Option([], "--es", help="Elasticsearch URL (repeatable)."),
         since: str = typer.Option("24h", help="Period to look at, e.g. 24h or 7d."),
         config: str | None = typer.Option(None, "--config", "-c", help="TOML configuration."),
-        json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+        allow_http: bool = typer.Option(
+            False, "--allow-http-credentials",
+            help="Send credentials to a plain http:// URL (refused otherwise).",
+        ),
+        fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+        json_out: bool = typer.Option(False, "--json", hidden=True),
     ) -> None:
         """Causes of resets across hosts: which hosts, which causes, how many, trend."""
         try:
-            cfg = load_config(config, overrides={"es_hosts": es})
+            cfg = load_config(config, overrides={"es_hosts": es,
+                                                 "allow_http_credentials": allow_http})
             period = parse_duration(since)
         except (ConfigError, ValueError) as exc:
             fail(str(exc))
         if not cfg.es.hosts:
             fail("no Elasticsearch URL: use --es, AUDITOR_ES_URL or the config file")
-        from auditor.sinks.elasticsearch import make_client  # the client loads only when used
+        from elastic_transport import TransportError  # the client loads only when used
+        from elasticsearch import ApiError
+
+        from auditor.sinks.elasticsearch import credentials_refused, make_client
         from auditor.sinks.es_templates import StreamNames
 
         names = StreamNames(cfg.es.namespace)
@@ -118,28 +193,40 @@ def register(app: typer.Typer) -> None:
         try:
             fres = client.search(index=names.name("findings"), **fq).body
             rres = client.search(index=names.name("resets"), **rq).body
-        except Exception as exc:
-            fail(f"Elasticsearch: {type(exc).__name__}: {exc}")
-        rows = summarise(fres, rres)
-        if json_out:
-            sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        except (ApiError, TransportError) as exc:
+            fail(credentials_refused(exc) or f"Elasticsearch: {type(exc).__name__}: {exc}")
+        if not isinstance(fres, dict) or not isinstance(rres, dict):
+            fail("Elasticsearch: the search answer is not a JSON object")
+        try:
+            rows = summarise(fres, rres)
+        except AnswerError as exc:
+            fail(f"Elasticsearch answer not understood: {exc}")
+        if json_out or fmt is Format.json:
+            sys.stdout.write(dumps(rows, indent=1) + "\n")
             return
-        console = Console()
-        table = Table(title=f"causes across the fleet, last {since}", header_style="bold")
-        numeric = ("hosts", "resets", "findings")
-        for col in ("cause", "hosts", "resets", "findings", "trend", "hosts (top)"):
-            table.add_column(col, justify="right" if col in numeric else "left")
-        for c in rows["causes"]:
-            table.add_row(c["cause"], str(c["hosts"]), str(c["resets"]), str(c["findings"]),
-                          sparkline(c["trend"]), ", ".join(c["top_hosts"]))
-        console.print(table)
-        hosts = Table(title="reset events per host", header_style="bold")
-        for col in ("host", "events", "top actions"):
-            hosts.add_column(col)
-        for h in rows["hosts"]:
-            hosts.add_row(h["host"], str(h["events"]),
-                          ", ".join(f"{k} {v}" for k, v in h["actions"].items()))
-        console.print(hosts)
-        if not rows["causes"] and not rows["hosts"]:
-            console.print(f"[dim]nothing in {names.name('findings')} / {names.name('resets')} "
-                          f"for the last {since}[/]")
+        print_fleet(rows, since, names.name("findings"), names.name("resets"), text_console())
+
+
+def print_fleet(rows: dict[str, Any], since: str, findings_index: str, resets_index: str,
+                console: Console) -> None:
+    """The summary as two tables; host names, causes and titles come from any host: inert."""
+    table = Table(title=line(f"causes across the fleet, last {since}"), header_style="bold")
+    table.add_column("cause", overflow="fold")
+    for col in ("hosts", "resets", "findings"):
+        table.add_column(col, justify="right")
+    table.add_column("trend", no_wrap=True)
+    table.add_column("hosts (top)", overflow="fold")
+    for c in rows["causes"]:
+        table.add_row(cell(c["cause"]), cell(c["hosts"]), cell(c["resets"]), cell(c["findings"]),
+                      cell(sparkline(c["trend"])), cell(", ".join(c["top_hosts"])))
+    console.print(table)
+    hosts = Table(title="reset events per host", header_style="bold")
+    for col in ("host", "events", "top actions"):
+        hosts.add_column(col, overflow="fold")
+    for h in rows["hosts"]:
+        hosts.add_row(cell(h["host"]), cell(h["events"]),
+                      cell(", ".join(f"{k} {v}" for k, v in h["actions"].items())))
+    console.print(hosts)
+    if not rows["causes"] and not rows["hosts"]:
+        console.print(line((f"nothing in {findings_index} / {resets_index} "
+                            f"for the last {since}", "dim")))

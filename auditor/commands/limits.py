@@ -3,12 +3,12 @@ and the findings that hold without logs; live or from a bundle, directory or sos
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import StrEnum
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -17,14 +17,21 @@ from auditor.commands._common import clean_errors, fail
 from auditor.limits.checks import run_checks
 from auditor.limits.snapshot import KEY_COUNTERS, HostState, live_state, load_state
 from auditor.models import Finding, plain
+from auditor.sinks.text import cell, clip, dumps, indented, line, short_path, stacked
+from auditor.sinks.text import console as text_console
 
 EXAMPLES = """
 [bold]Examples[/]
 
-  auditor limits                          # this host, one snapshot (counters since boot)
-  auditor limits --sample 10              # counters over 10 seconds
-  auditor limits --from incident.tar.gz   # a bundle from 'auditor collect'
+  auditor limits                         # this host, counters since boot
+  auditor limits --sample 10             # counters over 10 seconds
+  auditor limits --from incident.tar.gz  # a bundle from 'auditor collect'
   auditor limits --from sosreport-web1/ --format json
+
+[bold]Exit status[/]
+
+  0  the limits were printed
+  2  bad option or unreadable input
 """
 
 
@@ -67,28 +74,29 @@ def state_doc(state: HostState, findings: list[Finding]) -> dict[str, Any]:
 
 
 def print_state(state: HostState, findings: list[Finding], console: Console) -> None:
+    """The state as tables; every value read from the host or the input is inert."""
     head = f"host {state.host or '?'}  kernel {state.kernel or '?'}  "
     head += (
         "counters: totals since boot (one snapshot; weaker evidence)"
         if state.since_boot
         else f"counters over {state.window_seconds:g} s"
     )
-    console.print(head)
-    table = Table(title="limits", header_style="bold")
-    for col in ("limit", "value", "in use", "use %", "scope", "from"):
-        table.add_column(col, justify="right" if col in ("value", "in use", "use %") else "left")
+    console.print(line(head))
+    table = Table(title="limits (and where each was read)", header_style="bold",
+                  box=box.SIMPLE)
+    longest = max((len(x.name) for x in state.limits), default=20)
+    table.add_column("limit / from", overflow="fold",
+                     min_width=min(longest, max(20, console.width - 46)))
+    table.add_column("value", justify="right", overflow="fold", max_width=10)
+    table.add_column("in use", justify="right", overflow="fold", max_width=12)
+    table.add_column("scope", overflow="fold", max_width=14)
     for x in state.limits:
-        usage = f"{x.usage:.0%}" if x.usage is not None else ""
-        style = "bold red" if x.usage is not None and x.usage >= 0.8 else None
-        table.add_row(
-            x.name,
-            str(x.value),
-            "" if x.observed is None else str(x.observed),
-            usage,
-            x.scope,
-            _rel(state, x.location),
-            style=style,
-        )
+        used = "" if x.observed is None else str(x.observed)
+        if x.usage is not None:
+            used += f" ({x.usage:.0%})"
+        style = "bold red" if x.usage is not None and x.usage >= 0.8 else ""
+        name = stacked(cell(x.name), cell(short_path(_rel(state, x.location), 40), "dim"))
+        table.add_row(name, cell(x.value), cell(used), cell(x.scope), style=style or None)
     console.print(table)
     moved = state.moved()
     if state.since_boot:
@@ -97,37 +105,34 @@ def print_state(state: HostState, findings: list[Finding], console: Console) -> 
     else:
         shown, title = moved, f"counters that moved in {state.window_seconds:g} s"
     ctable = Table(title=title, header_style="bold")
-    ctable.add_column("counter")
+    ctable.add_column("counter", overflow="fold")
     ctable.add_column("value", justify="right")
-    for name, value in list(shown.items())[:60]:
-        ctable.add_row(name, f"{value:+d}" if not state.since_boot else str(value))
-    console.print(ctable if shown else f"[dim]{title}: none[/]")
+    for counter, value in list(shown.items())[:60]:
+        ctable.add_row(cell(counter), cell(f"{value:+d}" if not state.since_boot else value))
+    console.print(ctable if shown else line((f"{title}: none", "dim")))
     for li in state.listeners:
         if li.full:
             who = f" {li.processes[0][0]} pid {li.processes[0][1]}" if li.processes else ""
-            console.print(
-                f"[bold red]full accept queue[/] {li.endpoint}{who}: "
-                f"{li.recv_q} waiting, backlog {li.send_q} ({_rel(state, li.location)})"
-            )
+            console.print(indented(line(
+                ("full accept queue", "bold red"), f" {li.endpoint}{who}: ",
+                f"{li.recv_q} waiting, backlog {li.send_q} ({_rel(state, li.location)})",
+            ), 0))
     if not findings:
-        console.print("[green]no limit findings[/]")
+        console.print(line(("no limit findings", "green")))
     for f in findings:
-        console.print(f"[bold]{f.cause}[/] ({f.confidence}, {f.score}) {f.title}")
-        console.print(f"  {f.summary}", soft_wrap=True)
+        console.print(line((f.cause, "bold"), f" ({f.confidence}, {f.score}) ", f.title))
+        console.print(indented(line(f.summary), 2))
         for ev in f.evidence:
             src = _rel(state, ev.source) + (f":{ev.line}" if ev.line else "")
-            console.print(f"  [dim]{src}[/] {ev.text}")
-        console.print(f"  [green]remedy:[/] {f.remedy}", soft_wrap=True)
+            console.print(indented(line((short_path(src), "dim"), " ", clip(ev.text, 200)), 2))
+        console.print(indented(line(("remedy: ", "green"), f.remedy), 2))
     if state.sources:
-        console.print(
-            f"[dim]read {len(state.sources)} artifacts: "
-            + ", ".join(sorted({a.kind for a in state.sources}))
-            + "[/]"
-        )
+        kinds = ", ".join(sorted({a.kind for a in state.sources}))
+        console.print(line((f"read {len(state.sources)} artifacts: {kinds}", "dim")))
     for p in state.problems[:20]:
-        console.print(f"[yellow]not understood:[/] {_rel(state, p.location)} {p.reason}")
+        console.print(line(("not understood: ", "yellow"), _rel(state, p.location), " ", p.reason))
     if len(state.problems) > 20:
-        console.print(f"[yellow]{len(state.problems) - 20} more problems[/]")
+        console.print(line((f"{len(state.problems) - 20} more problems", "yellow")))
 
 
 def register(app: typer.Typer) -> None:
@@ -158,7 +163,6 @@ def register(app: typer.Typer) -> None:
             state = live_state(sample)
         findings = run_checks(state)
         if fmt is Format.json:
-            json.dump(state_doc(state, findings), sys.stdout, indent=1, default=str)
-            sys.stdout.write("\n")
+            sys.stdout.write(dumps(state_doc(state, findings), indent=1) + "\n")
         else:
-            print_state(state, findings, Console())
+            print_state(state, findings, text_console())

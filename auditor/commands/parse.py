@@ -22,8 +22,10 @@ from auditor.commands._common import (
 from auditor.models import Event
 from auditor.parsers import registry
 from auditor.parsers.base import ParseContext
-from auditor.pipeline.logs import UNRECOGNISED, Window, events_of_paths
+from auditor.pipeline.logs import FileNotes, Window, events_of_paths
 from auditor.sinks.events import write_json, write_ndjson, write_table
+from auditor.sinks.text import cell, clip, indented, line
+from auditor.sinks.text import console as text_console
 from auditor.sources.files import walk
 from auditor.sources.scan import ScanStats
 
@@ -41,13 +43,27 @@ EXAMPLES = """
 
   auditor parse /var/log/kern.log
   auditor parse /var/log/nginx/ --format ndjson > events.ndjson
-  auditor parse access.log.2.gz --type nginx-access --nginx-config /etc/nginx/nginx.conf
-  auditor parse syslog --since 2026-11-24T09:00 --until 2026-11-24T10:00 --timezone Europe/Berlin
+  auditor parse access.log.2.gz --type nginx-access \\
+      --nginx-config /etc/nginx/nginx.conf
+  auditor parse access.log --log-format main
+  docker logs web 2>&1 > web.log && auditor parse web.log
+  auditor parse syslog --since 2026-11-24T09:00 --until 2026-11-24T10:00 \\
+      --timezone Europe/Berlin
   journalctl -k -o json > k.json && auditor parse k.json
+
+[bold]Exit status[/]
+
+  0  the events were printed
+  1  --strict: a line was not understood, or a file is of no kind auditor
+     knows (or there was no file at all)
+  2  bad option or unreadable input
 """
 
 
-def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
+def summary_doc(
+    stats: list[ScanStats], notes: dict[str, FileNotes] | None = None
+) -> dict[str, Any]:
+    notes = notes or {}
     return {
         "files": [
             {
@@ -58,6 +74,8 @@ def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
                 "candidates": s.candidates,
                 "events": s.events,
                 "not_understood": s.not_understood,
+                "routed": notes.get(s.path, FileNotes()).routes,
+                "notes": notes.get(s.path, FileNotes()).notes,
                 "issues": [
                     {"line": i.location.line, "reason": i.reason, "text": i.text}
                     for i in s.issues[:20]
@@ -71,23 +89,31 @@ def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
     }
 
 
-def print_summary(stats: list[ScanStats], console: Console) -> None:
+def print_summary(
+    stats: list[ScanStats], console: Console, notes: dict[str, FileNotes] | None = None
+) -> None:
+    notes = notes or {}
     table = Table(title="summary", header_style="bold")
-    for col in ("file", "parser", "lines", "events", "not understood"):
-        table.add_column(
-            col, justify="right" if col in ("lines", "events", "not understood") else "left"
-        )
+    table.add_column("file", overflow="fold", ratio=1)
+    table.add_column("parser", overflow="fold")
+    table.add_column("routed to", overflow="fold")
+    for col in ("lines", "events", "not understood"):
+        table.add_column(col, justify="right")
     for s in stats:
-        note = "" if s.parser != UNRECOGNISED else " (kind not recognised: use --type)"
-        table.add_row(s.path + note, s.parser, str(s.lines), str(s.events), str(s.not_understood))
+        routes = notes.get(s.path, FileNotes()).routes
+        routed = ", ".join(f"{kind} {n}" for kind, n in routes.items())
+        table.add_row(cell(s.path), cell(s.parser), cell(routed), cell(s.lines), cell(s.events),
+                      cell(s.not_understood))
     console.print(table)
     for s in stats:
+        for note in notes.get(s.path, FileNotes()).notes:
+            console.print(line((f"{s.path}: ", "dim"), (note, "dim")))
         for issue in s.issues[:5]:
-            console.print(
-                f"[yellow]{issue.location}[/] {issue.reason}: [dim]{issue.text[:100]!r}[/]"
-            )
+            console.print(line((issue.location, "yellow"), f" {issue.reason}:"))
+            console.print(indented(line((repr(clip(issue.text, 100)), "dim"))))
         if s.not_understood > 5:
-            console.print(f"[dim]{s.path}: {s.not_understood - 5} more lines not understood[/]")
+            console.print(line((f"{s.path}: {s.not_understood - 5} more lines not understood",
+                                "dim")))
 
 
 def register(app: typer.Typer) -> None:
@@ -116,10 +142,14 @@ def register(app: typer.Typer) -> None:
             None, "--boot-time", help="Boot time, to place dmesg's seconds-since-boot (ISO time)."
         ),
         log_format: str | None = typer.Option(
-            None, help="nginx log_format string of the access log."
+            None,
+            help="The access log's format: a log_format string, 'combined', 'main', or a "
+            "format name declared in the nginx configuration.",
         ),
         nginx_config: str | None = typer.Option(
-            None, help="nginx.conf or 'nginx -T' output to take log_format from."
+            None,
+            help="nginx.conf or 'nginx -T' output to take log_format from (default: one "
+            "found beside the log: nginx-T.txt, nginx.conf).",
         ),
         every_line: bool = typer.Option(
             False,
@@ -127,7 +157,10 @@ def register(app: typer.Typer) -> None:
             help="Offer every line to the parser (slower; validates all lines).",
         ),
         limit: int = typer.Option(1000, help="Rows shown in table format."),
-        strict: bool = typer.Option(False, help="Exit 1 when any line was not understood."),
+        strict: bool = typer.Option(
+            False, "--strict",
+            help="Exit 1 when a line was not understood or a file is of no known kind.",
+        ),
     ) -> None:
         """Print the events that logs yield, and count what could not be understood."""
         if type_ not in kinds:
@@ -138,8 +171,7 @@ def register(app: typer.Typer) -> None:
         options: dict[str, Any] = {}
         if log_format:
             options["log_format"] = log_format
-        if nginx_config:
-            options["nginx_config"] = nginx_config
+        notes: dict[str, FileNotes] = {}
         ctx = ParseContext(
             timezone=tz, boot_time=instant_option(boot_time, tz, "--boot-time"), options=options
         )
@@ -162,19 +194,21 @@ def register(app: typer.Typer) -> None:
 
         def selected() -> Iterator[Event]:
             return events_of_paths(paths, type_, ctx, stats, Window(start, end), advance,
-                                   every_line)
+                                   every_line, nginx_config, notes)
 
         out = sys.stdout
         with progress:
             if fmt is OutputFormat.ndjson:
                 write_ndjson(selected(), out)
             elif fmt is OutputFormat.json:
-                write_json(selected(), out, lambda: summary_doc(stats))
+                write_json(selected(), out, lambda: summary_doc(stats, notes))
             else:
-                write_table(selected(), Console(), limit)
+                write_table(selected(), text_console(), limit)
         if fmt is OutputFormat.table:
-            print_summary(stats, Console())
+            print_summary(stats, text_console(), notes)
         elif fmt is OutputFormat.ndjson:
-            print_summary(stats, err_console)
-        if strict and any(s.not_understood for s in stats):
+            print_summary(stats, err_console, notes)
+        unknown = any(n.startswith("kind not recognised")
+                      for info in notes.values() for n in info.notes)
+        if strict and (not stats or unknown or any(s.not_understood for s in stats)):
             raise typer.Exit(1)

@@ -9,8 +9,9 @@ the winners into findings. What no cause explains is counted and kept.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from auditor.firewall.model import Ruleset
 from auditor.models import Event, Finding
 
 MAX_TRACES = 200
+_DPORT = re.compile(r"(?:--dport|\bdport)\s+(\d{1,5})\b")
 
 
 def correlate(
@@ -35,8 +37,13 @@ def correlate(
     catalog: Catalog | None = None,
     window: timedelta = WINDOW,
     now: datetime | None = None,
+    moved: Mapping[tuple[Any, ...], int] | None = None,
 ) -> Report:
-    """Diagnose: name the cause of each group of resets, with evidence and remedy."""
+    """Diagnose: name the cause of each group of resets, with evidence and remedy.
+
+    ``moved``: when the rules were also saved at the start of a trace window, the packets
+    each rule (by :func:`fwlink.rule_key`) counted during it; rules that did not move are
+    then history, not evidence."""
     catalog = catalog or load_default()
     query = query or Query()
     rulesets = list(rulesets or ())
@@ -66,10 +73,12 @@ def correlate(
     }
     start, end = agg.first or (query_group.first if query_group else None), agg.last
     for extra in _counter_groups(catalog, view, winners, start, end, now) + _rule_groups(
-        rulesets, cited, start, end, now
+        rulesets, cited, start, end, now, moved
     ):
         group, gfacts, only = extra
         pool = [c for c in catalog.causes if only is None or c.id == only]
+        if group.synthetic == "rule":  # a rule's counters speak of rule causes only
+            pool = [c for c in pool if any(s.kind == "rule" for s in c.evidence)]
         results.append((group, rank(pool, group, agg.context, view, gfacts)))
     findings: list[Finding] = []
     unexplained: list[Unexplained] = []
@@ -79,7 +88,9 @@ def correlate(
         label = "unexplained"
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
-            findings.append(build_finding(group, best, ranked[1:4], bool(gf and gf.query)))
+            findings.append(
+                build_finding(group, best, ranked[1:4], bool(gf and gf.query), view.listeners)
+            )
             label = best.cause.id
         elif group.resets or group.synthetic == "query":
             unexplained.append(_unexplained(group, best))
@@ -222,11 +233,13 @@ def _rule_groups(
     start: datetime | None,
     end: datetime | None,
     now: datetime | None,
+    moved: Mapping[tuple[Any, ...], int] | None = None,
 ) -> list[tuple[Group, GroupFacts, str | None]]:
     """Reset-capable rules whose counters moved but whose packets no log or query showed."""
     out: list[tuple[Group, GroupFacts, str | None]] = []
     for rule in fwlink.reset_rules(rulesets):
-        if fwlink.rule_key(rule) in cited:
+        key = fwlink.rule_key(rule)
+        if key in cited or (moved is not None and moved.get(key, 0) <= 0):
             continue
         text = rule.text or ""
         if rule.target == "drop" and not any(
@@ -234,10 +247,15 @@ def _rule_groups(
         ):
             continue  # a plain DROP (the "deny the rest" rule) silences, it does not reset
         t1 = end or now or datetime.now(UTC)
-        group = Group(None, None, start or t1, t1, synthetic="rule", fixed_resets=rule.packets or 0)
-        verdict = rule.target or "drop"
-        traced = fwlink.Traced(rule, verdict, rule.reject_with, None, True, "rule counters")
-        out.append((group, GroupFacts(traced=[(traced, False)]), None))
+        in_window = moved is not None
+        packets = moved[key] if moved is not None else rule.packets or 0
+        group = Group(None, None, start or t1, t1, synthetic="rule", fixed_resets=packets)
+        m = _DPORT.search(text)
+        if m and 0 < int(m.group(1)) < 65536:
+            group.ports[int(m.group(1))] += packets
+        how = "rule counters in the trace window" if in_window else "rule counters"
+        traced = fwlink.Traced(rule, rule.target or "drop", rule.reject_with, None, True, how)
+        out.append((group, GroupFacts(traced=[(traced, in_window)]), None))
     return out
 
 

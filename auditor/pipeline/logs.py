@@ -10,19 +10,31 @@ understood) and a :class:`SourceInfo` line for the report.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from auditor.bundle.inputs import Artifact, Inputs
 from auditor.correlate.report import SourceInfo
-from auditor.models import Event
-from auditor.parsers import detect, registry
+from auditor.models import Event, Location, ParseIssue
+from auditor.nginx.access_format import FormatLookupError, log_format_options
+from auditor.parsers import FALLBACK, detect, registry, why_unrecognised
 from auditor.parsers.base import LineParser, ParseContext
 from auditor.sources.files import SourceError, read_head, walk
 from auditor.sources.scan import ScanStats, scan
 
 UNRECOGNISED = "(none)"
+# Parsers that read access-log lines, and so take a log_format.
+ACCESS_READERS = ("nginx-access", "mixed")
+
+
+@dataclass
+class FileNotes:
+    """What a summary says of one file beyond its counts."""
+
+    routes: dict[str, int] = field(default_factory=dict)  # kind -> candidate lines handed to it
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +52,30 @@ class Window:
         return (self.start is None or ts >= self.start) and (self.end is None or ts < self.end)
 
 
-def file_context(path: str, base: ParseContext) -> ParseContext:
-    """``base`` anchored on the file's own time (year inference), or base's when unreadable."""
-    try:
-        mtime = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC)
-    except OSError:
-        return base
-    return replace(base, reference_time=mtime)
+def file_context(
+    path: str,
+    base: ParseContext,
+    cls: type[LineParser] | None = None,
+    nginx_config: str | None = None,
+    notes: list[str] | None = None,
+    root: str | None = None,
+) -> ParseContext:
+    """``base`` anchored on the file's own time (year inference), and for an access log
+    the ``log_format`` it was written with (from ``nginx_config`` or a configuration
+    found beside it; parsers never open files themselves)."""
+    ctx = base
+    with suppress(OSError):  # an unreadable time: the base's reference (now)
+        ctx = replace(base, reference_time=datetime.fromtimestamp(Path(path).stat().st_mtime, UTC))
+    if cls is not None and cls.name in ACCESS_READERS:
+        config = Path(nginx_config) if nginx_config else None
+        try:
+            options, note = log_format_options(Path(path), dict(ctx.options), config, root)
+        except FormatLookupError as exc:
+            raise SourceError(str(exc)) from None
+        ctx = replace(ctx, options=options)
+        if note and notes is not None:
+            notes.append(note)
+    return ctx
 
 
 def parser_for(path: str, type_name: str = "auto") -> type[LineParser] | None:
@@ -64,14 +93,21 @@ def read_log(
     window: Window = Window(),
     progress: Callable[[int], None] | None = None,
     every_line: bool = False,
+    nginx_config: str | None = None,
+    info: FileNotes | None = None,
+    root: str | None = None,
 ) -> Iterator[Event]:
-    """The events of one log file inside ``window``; counts land in ``stats``."""
-    parser = cls(file_context(path, base), path)
+    """The events of one log file inside ``window``; counts land in ``stats``, and the
+    kinds a routing parser handed lines to, with notes, in ``info``."""
+    notes = info.notes if info is not None else None
+    parser = cls(file_context(path, base, cls, nginx_config, notes, root), path)
     events = scan(path, parser, stats, progress, every_line)
     if not window.bounded:
         yield from events  # no window: no per-event test
-        return
-    yield from (e for e in events if window.holds(e.timestamp))
+    else:
+        yield from (e for e in events if window.holds(e.timestamp))
+    if info is not None:
+        info.routes.update(parser.routes())
 
 
 def events_of_inputs(
@@ -83,6 +119,8 @@ def events_of_inputs(
 ) -> Iterator[Event]:
     """Events of every log artifact of an input (bundle, directory, sosreport, live host)."""
     parsers = registry()
+    configs = inputs.by_kind("nginx-config")
+    config = configs[0].path if configs else None
     for art in inputs.logs():
         cls = parsers.get(art.kind)
         if cls is None:
@@ -90,7 +128,9 @@ def events_of_inputs(
         st = ScanStats(art.path, cls.name)
         stats.append(st)
         try:
-            yield from read_log(art.path, cls, base, st, window)
+            yield from read_log(
+                art.path, cls, base, st, window, nginx_config=config, root=inputs.root
+            )
         except (OSError, SourceError) as exc:
             sources.append(SourceInfo(art.path, art.kind, False, note=str(exc)))
             continue
@@ -109,15 +149,42 @@ def events_of_paths(
     window: Window = Window(),
     progress: Callable[[int], None] | None = None,
     every_line: bool = False,
+    nginx_config: str | None = None,
+    notes_out: dict[str, FileNotes] | None = None,
 ) -> Iterator[Event]:
-    """Events of every file under ``paths`` (files or directories), each parsed by its kind."""
-    for path in walk(list(paths)):
+    """Events of every file under ``paths`` (files or directories), each parsed by its kind.
+
+    A file of no recognised kind is still read line by line by the routing parser
+    (relevant-looking lines it cannot read are counted), with a note saying why.
+    """
+    skipped: list[tuple[str, str]] = []
+    for path in walk(list(paths), skipped):
+        while skipped:
+            stats.append(_skipped(*skipped.pop(0), notes_out))
         if not path.exists():
             raise SourceError(f"{path}: no such file or directory")
+        info = FileNotes()
+        if notes_out is not None:
+            notes_out[str(path)] = info
         cls = parser_for(str(path), type_name)
         if cls is None:
-            stats.append(ScanStats(str(path), UNRECOGNISED))
-            continue
+            info.notes.append(f"kind not recognised: {why_unrecognised(read_head(path))}")
+            cls = registry()[FALLBACK]
         st = ScanStats(str(path), cls.name)
         stats.append(st)
-        yield from read_log(str(path), cls, base, st, window, progress, every_line)
+        yield from read_log(str(path), cls, base, st, window, progress, every_line,
+                            nginx_config, info)
+    stats.extend(_skipped(path, why, notes_out) for path, why in skipped)
+
+
+SKIPPED = "(skipped)"
+
+
+def _skipped(path: str, reason: str, notes_out: dict[str, FileNotes] | None) -> ScanStats:
+    """The entry of a file of a folder that was not read (a link out of it, a loop, a FIFO,
+    the cap on files): its reason is a note, and an issue located at the file."""
+    st = ScanStats(path, SKIPPED)
+    st.issues.append(ParseIssue(Location(path), "input", reason))
+    if notes_out is not None:
+        notes_out.setdefault(path, FileNotes()).notes.append(reason)
+    return st

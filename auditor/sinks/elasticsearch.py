@@ -3,7 +3,8 @@
 * :func:`make_client` builds the official client from :class:`~auditor.config.EsConfig`
   (API key or basic auth, CA file, verification on); the client's own retries are off,
   :class:`EsSink` retries with exponential backoff and full jitter on 429, 5xx,
-  timeouts and connection errors.
+  timeouts and connection errors (each retry logged as a warning), never on 401/403:
+  refused credentials stop the run at once (``refused``).
 * :meth:`EsSink.setup` installs the component and index templates, then makes the
   write targets: data streams where the server has them, else an index
   ``<name>-000001`` behind the write alias ``<name>``.
@@ -15,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -41,12 +41,24 @@ from auditor.sinks.es_templates import (
     template_name,
 )
 from auditor.sinks.spool import Doc
+from auditor.sinks.text import dumps
 
-__all__ = ["DeadLetter", "EsSink", "SendResult", "Window", "finding_doc", "make_client"]
+__all__ = ["DeadLetter", "EsSink", "SendResult", "Window", "credentials_refused", "finding_doc",
+           "make_client"]
 
 log = logging.getLogger("auditor.elasticsearch")
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+CREDENTIAL_STATUS = frozenset({401, 403})
+
+
+def credentials_refused(exc: Exception) -> str | None:
+    """The reason when ``exc`` is the server refusing our credentials (401/403), else None."""
+    if isinstance(exc, ApiError) and exc.status_code in CREDENTIAL_STATUS:
+        what = "not accepted" if exc.status_code == 401 else "not allowed to do this"
+        return (f"Elasticsearch refused the credentials (HTTP {exc.status_code}: {what}); "
+                "check api_key/username/password and the key's privileges")
+    return None
 
 
 def make_client(cfg: EsConfig) -> Elasticsearch:
@@ -88,7 +100,7 @@ class DeadLetter:
     def _record(self, doc: Doc, index: str, status: int, reason: str, now: str) -> bytes:
         rec = {"@timestamp": now, "kind": doc.kind, "_index": index, "_id": doc.id,
                "status": status, "reason": reason}
-        head = json.dumps(rec, ensure_ascii=False)[:-1].encode("utf-8", "surrogatepass")
+        head = dumps(rec)[:-1].encode("utf-8")
         line = head + b',"document":' + doc.source + b"}\n"
         if len(line) > self.max_bytes:
             self.omitted += 1
@@ -202,6 +214,7 @@ class EsSink:
         self.cfg = cfg
         self.sleep = sleep
         self.down: str | None = None  # reason, once the server is considered unreachable
+        self.refused: str | None = None  # reason, once the server refused our credentials
         self.mode: str | None = None  # "data_stream" | "alias"
         self._index = {k: names.name(k) for k in KINDS}
         self._head = {k: b'{"create":{"_index":"%s","_id":"' % v.encode()
@@ -212,19 +225,31 @@ class EsSink:
         cap = min(self.cfg.backoff_max, self.cfg.backoff_initial * (2 ** (attempt - 1)))
         return random.uniform(cap / 2, cap)
 
+    def _wait(self, what: str, error: str, attempt: int) -> None:
+        """Sleep before retry ``attempt``, saying so (stderr of ``audit``: see its logging)."""
+        delay = self._backoff(attempt)
+        log.warning("%s: %s; retry %d of %d in %.1f s", what, error, attempt,
+                    self.cfg.max_retries, delay)
+        self.sleep(delay)
+
     def _call(self, what: str, func: Callable[[], Any]) -> Any:
         attempt = 0
         while True:
             try:
                 return func()
             except Exception as exc:
+                refused = credentials_refused(exc)
+                if refused:  # retrying cannot help
+                    self.refused = self.down = refused
+                    raise
                 if not _transient(exc):
                     raise
                 attempt += 1
                 if attempt > self.cfg.max_retries:
-                    self.down = f"{what}: {type(exc).__name__}: {exc}"
+                    self.down = (f"{what}: gave up after {self.cfg.max_retries} retries: "
+                                 f"{type(exc).__name__}: {exc}")
                     raise
-                self.sleep(self._backoff(attempt))
+                self._wait(what, f"{type(exc).__name__}: {exc}", attempt)
 
     # -- setup ---------------------------------------------------------------------
     def setup(self) -> str:
@@ -332,6 +357,11 @@ class EsSink:
             try:
                 items = self._bulk_once(pending)
             except Exception as exc:
+                refused = credentials_refused(exc)
+                if refused:
+                    self.refused = self.down = refused
+                    result.undelivered, result.error = pending, refused
+                    return result
                 if not _transient(exc):
                     self.down = f"bulk: {type(exc).__name__}: {exc}"
                     result.undelivered, result.error = pending, self.down
@@ -363,7 +393,7 @@ class EsSink:
                     self.down = f"bulk: gave up after {attempt} attempts: {error}"
                     result.undelivered, result.error = pending, self.down
                     return result
-                self.sleep(self._backoff(attempt))
+                self._wait("bulk", error, attempt)
         return result
 
     def refresh(self) -> None:

@@ -23,13 +23,18 @@ from auditor.sinks.es_ids import EventIds, finding_id, finding_scope, snapshot_i
 from auditor.sinks.es_json import event_bytes
 from auditor.sinks.es_templates import StreamNames
 from auditor.sinks.spool import Doc
+from auditor.sinks.text import dumps as text_dumps
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def dumps(doc: Any) -> bytes:
-    """Compact JSON bytes (no raw newline can appear: JSON escapes control characters)."""
-    return _encode(doc).encode("utf-8", "surrogatepass")
+    """Compact JSON bytes, valid UTF-8 (no raw newline: JSON escapes control characters)."""
+    text = _encode(doc)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: written as its escape text
+        return text_dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,13 @@
-"""The diagnosis report as one JSON document (schema ``auditor.report/1``)."""
+"""The diagnosis report as one JSON document (schema ``auditor.report/1``), always valid UTF-8."""
 
 from __future__ import annotations
 
-import json
 from typing import IO
 
 from auditor.correlate.report import Report
+from auditor.sinks.text import dumps
 
 
 def write_report_json(report: Report, out: IO[str]) -> None:
-    json.dump(report.to_json(), out, ensure_ascii=False, indent=2, default=str)
+    out.write(dumps(report.to_json(), indent=2))
     out.write("\n")

@@ -6,14 +6,15 @@ from collections import Counter
 from datetime import tzinfo
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from auditor.correlate.report import Report
 from auditor.models import Finding
+from auditor.sinks.text import cell, clip, indented, line, short_path
 
 COLOURS = {"high": "bold red", "medium": "yellow", "low": "cyan"}
 BAR = 40
+EVIDENCE = 200  # characters of an evidence line shown (cut with an ellipsis)
 
 
 def _span(f: Finding, tz: tzinfo | None) -> str:
@@ -25,51 +26,17 @@ def _span(f: Finding, tz: tzinfo | None) -> str:
 
 
 def print_report(report: Report, console: Console, tz: tzinfo | None = None) -> None:
-    head = (
-        f"[bold]{report.total}[/] resets, [green]{report.explained} explained[/]"
-        f" ({report.intentional} intentional), "
-        f"[magenta]{sum(u.resets for u in report.unexplained)} unexplained[/]"
-    )
-    console.print(f"[bold]auditor diagnose[/] {report.host or ''}: {head}")
+    """The report on ``console``; every value from an input is inert (see sinks.text)."""
+    unexplained = sum(u.resets for u in report.unexplained)
+    console.print(line(
+        ("auditor diagnose", "bold"), f" {report.host}: " if report.host else ": ",
+        (report.total, "bold"), " resets, ", (f"{report.explained} explained", "green"),
+        f" ({report.intentional} intentional), ", (f"{unexplained} unexplained", "magenta"),
+    ))
     if not report.findings:
-        console.print("[green]No cause found with evidence.[/]")
+        console.print(line(("No cause found with evidence.", "green")))
     for i, f in enumerate(report.findings, 1):
-        style = COLOURS.get(f.confidence, "")
-        intent = " [dim](intentional)[/]" if f.intentional else ""
-        ports = ",".join(map(str, f.ports)) or "-"
-        console.print()
-        console.print(
-            f"[bold]{i}. {f.cause}[/]{intent} [{style}]{f.confidence} ({f.score:.2f})[/] "
-            f"side {f.side}, {f.resets} resets, ports {ports}, {_span(f, tz)}"
-        )
-        console.print(f"   {escape(f.title)}", highlight=False)
-        if f.rule:
-            console.print(
-                f"   rule: [bold]{escape(str(f.rule.get('text')))}[/] "
-                f"({f.rule.get('packets')} packets)",
-                highlight=False,
-            )
-        if f.limit:
-            console.print(
-                f"   limit: {f.limit.get('name')} = {f.limit.get('value')}, "
-                f"observed {f.limit.get('observed')}",
-                highlight=False,
-            )
-        for e in f.evidence[:6]:
-            at = f"{e.source}:{e.line}" if e.line else e.source
-            console.print(
-                f"   [dim]{escape(at)}[/] {escape(e.text[:160])}",
-                highlight=False,
-                soft_wrap=True,
-                emoji=False,
-            )
-        console.print(f"   [green]remedy:[/] {escape(f.remedy)}", highlight=False, emoji=False)
-        if f.runners_up:
-            console.print(
-                "   [dim]also considered: "
-                + ", ".join(f"{c} {s:.2f}" for c, s in f.runners_up)
-                + "[/]"
-            )
+        _finding(i, f, console, tz)
     _timeline(report, console, tz)
     if report.unexplained:
         table = Table(title="unexplained", header_style="bold")
@@ -78,16 +45,45 @@ def print_report(report: Report, console: Console, tz: tzinfo | None = None) -> 
         for u in report.unexplained[:20]:
             example = f"{u.evidence[0].source}:{u.evidence[0].line}" if u.evidence else ""
             table.add_row(
-                str(u.resets),
-                ",".join(map(str, u.ports)) or "-",
-                u.upstream or "-",
-                u.first_seen.astimezone(tz).strftime("%H:%M:%S") if u.first_seen else "-",
-                ", ".join(f"{a} {n}" for a, n in sorted(u.actions.items())),
-                example,
+                cell(u.resets),
+                cell(",".join(map(str, u.ports)) or "-"),
+                cell(u.upstream or "-"),
+                cell(u.first_seen.astimezone(tz).strftime("%H:%M:%S") if u.first_seen else "-"),
+                cell(", ".join(f"{a} {n}" for a, n in sorted(u.actions.items()))),
+                cell(short_path(example)),
             )
         console.print(table)
     for n in report.notes:
-        console.print(f"[dim]note {n.cause}: {escape(n.text)}[/]", highlight=False, emoji=False)
+        console.print(line(("note ", "dim"), (n.cause, "dim"), ": ", n.text))
+
+
+def _finding(i: int, f: Finding, console: Console, tz: tzinfo | None) -> None:
+    style = COLOURS.get(f.confidence, "")
+    ports = ",".join(map(str, f.ports)) or "-"
+    console.print()
+    console.print(line(
+        (f"{i}. {f.cause}", "bold"), (" (intentional)" if f.intentional else "", "dim"),
+        " ", (f"{f.confidence} ({f.score:.2f})", style),
+    ))
+    console.print(indented(line(f.title)))
+    console.print(indented(line(
+        f"side {f.side}, {f.resets} resets, ports {ports}, {_span(f, tz)}", style="dim")))
+    if f.rule:
+        console.print(indented(line(
+            "rule: ", (f.rule.get("text"), "bold"), f" ({f.rule.get('packets')} packets)"
+        )))
+    if f.limit:
+        console.print(indented(line(
+            f"limit: {f.limit.get('name')} = {f.limit.get('value')}, "
+            f"observed {f.limit.get('observed')}"
+        )))
+    for e in f.evidence[:6]:
+        at = f"{e.source}:{e.line}" if e.line else e.source
+        console.print(indented(line((short_path(at), "dim"), " ", clip(e.text, EVIDENCE))))
+    console.print(indented(line(("remedy: ", "green"), f.remedy)))
+    if f.runners_up:
+        also = ", ".join(f"{c} {s:.2f}" for c, s in f.runners_up)
+        console.print(indented(line((f"also considered: {also}", "dim"))))
 
 
 def _timeline(report: Report, console: Console, tz: tzinfo | None) -> None:
@@ -100,14 +96,16 @@ def _timeline(report: Report, console: Console, tz: tzinfo | None) -> None:
     table = Table(title="resets per minute", header_style="bold", show_edge=False)
     table.add_column("minute")
     table.add_column("resets", justify="right")
-    table.add_column(" ".join(f"{m}={n}" for n, m in marks.items()))
+    table.add_column(cell(" ".join(f"{m}={n}" for n, m in marks.items())), overflow="fold")
     for minute, counts in rows:
         bar = "".join(
             marks[k] * max(1, round(BAR * n / peak)) for k, n in Counter(counts).items() if n
         )
         table.add_row(
-            minute.astimezone(tz).strftime("%Y-%m-%d %H:%M"), str(sum(counts.values())), bar
+            cell(minute.astimezone(tz).strftime("%Y-%m-%d %H:%M")), cell(sum(counts.values())),
+            cell(bar),
         )
     console.print(table)
     if len(report.timeline) > len(rows):
-        console.print(f"[dim]({len(report.timeline) - len(rows)} earlier minutes not shown)[/]")
+        hidden = len(report.timeline) - len(rows)
+        console.print(line((f"({hidden} earlier minutes not shown)", "dim")))

@@ -57,3 +57,12 @@ def test_new_year_log_dated_by_file_time_in_parse_and_diagnose(tmp_path: Path) -
     ]
     assert seen, report
     assert min(seen) == parsed[0] and max(seen) == parsed[-1]
+
+
+def test_diagnose_of_nothing_readable_exits_nonzero_with_reason(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("# nothing here\n")
+    out = subprocess.run([sys.executable, "-m", "auditor", "diagnose", str(tmp_path / "notes.md")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "notes.md: nothing auditor can read was found" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -97,6 +97,8 @@ class FaultProxy:
     def stop(self) -> None:
         self._stop = True
         self._release.set()
+        with contextlib.suppress(OSError):  # wakes the accept() of the serving thread at once
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         for conn in list(self._conns):
             with contextlib.suppress(OSError):

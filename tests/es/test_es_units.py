@@ -10,16 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from auditor.config import ConfigError, Secret, load_config
+from auditor.config import ConfigError, Secret, load_config, validate_namespace
 from auditor.models import Event, Evidence, Finding, Location, to_ecs
 from auditor.parsers import registry
 from auditor.parsers.base import ParseContext
 from auditor.sinks.es_docs import DocBuilder, Window, finding_doc
 from auditor.sinks.es_ids import event_id, finding_id
 from auditor.sinks.es_json import event_json
-from auditor.sinks.es_templates import StreamNames, validate_namespace
+from auditor.sinks.es_templates import StreamNames
+from auditor.sources.checkpoint import (
+    AuditState,
+    FileState,
+    file_identity,
+    load_checkpoint,
+    save_checkpoint,
+)
 from auditor.sources.scan import ScanStats, scan
-from auditor.sources.state import AuditState, FileState, file_identity, load_state, save_state
 from tests.es.conftest import write_lines
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -104,8 +110,21 @@ def test_config_layers_and_secrets(tmp_path: Path) -> None:
     cfg = load_config(str(cfg_file), env=env)
     assert cfg.es.hosts == ("https://a:9200", "https://b:9200") and cfg.since == "6h"
     assert cfg.es.password is not None and "pw" not in repr(cfg)
-    cfg = load_config(str(cfg_file), env=env, overrides={"es_hosts": ["http://c:9200"], "since": "1h"})
+    with pytest.raises(ConfigError, match=r"plain http://.*allow_http_credentials"):
+        load_config(str(cfg_file), env=env, overrides={"es_hosts": ["http://c:9200"]})
+    cfg = load_config(str(cfg_file), env=env, overrides={
+        "es_hosts": ["http://c:9200"], "since": "1h", "allow_http_credentials": True})
     assert cfg.es.hosts == ("http://c:9200",) and cfg.since == "1h"
+    cfg = load_config(str(cfg_file), env={**env, "AUDITOR_ES_ALLOW_HTTP_CREDENTIALS": "yes"},
+                      overrides={"es_hosts": ["http://c:9200"]})
+    assert cfg.es.allow_http_credentials
+    # a dry run reads no secret: a missing key file is no error, and nothing is kept
+    key.unlink()
+    cfg = load_config(str(cfg_file), env={}, credentials=False)
+    assert cfg.es.api_key is None and not cfg.es.has_credentials
+    with pytest.raises(ConfigError, match="api_key_file"):
+        load_config(str(cfg_file), env={})
+    key.write_text("c2VjcmV0OmtleQ==\n")
     with pytest.raises(ConfigError, match="credentials"):
         load_config(str(cfg_file), env={"AUDITOR_ES_URL": "https://u:p@es:9200"})
     with pytest.raises(ConfigError, match="namespace"):
@@ -128,12 +147,12 @@ def test_state_atomic_roundtrip_and_identity(tmp_path: Path) -> None:
     state = AuditState(host="h", watermark=T0, counters={"TcpExt.x": 3}, ruleset="abc")
     state.files[ident] = FileState(ident, str(log), "kern").advanced(str(log), 18, 2, st, False)
     path = tmp_path / "state" / "state.json"
-    save_state(path, state)
-    assert load_state(path) == state
+    save_checkpoint(path, state)
+    assert load_checkpoint(path) == state
     assert not [p for p in path.parent.iterdir() if p.name != "state.json"]  # no temp left
     path.write_text("{broken")
     with pytest.raises(OSError, match="damaged"):
-        load_state(path)
+        load_checkpoint(path)
 
 
 @pytest.mark.parametrize("compressed", [False, True])
