@@ -45,9 +45,9 @@ HELD_OUT: dict[str, tuple[int, ...]] = {
 }
 
 # Held-out accuracy (judgements right / all) that test_held_out_accuracy requires: what
-# the engine of main (5dae44e) measured when the split was made, 36-39% over three runs
-# (16-17 of 44 judgements), rounded down to 30% for the lines other labs on a shared
-# host leak into a capture (host-wide sysctls, kernel messages). The lead raises it as
+# the engine of main measured when the split was made, 36-39% (16-17 of 44 judgements;
+# three runs at 5dae44e, one at a72c917), rounded down to 30% for what other labs on a
+# shared host leak into a capture (host-wide sysctls, kernel messages). The lead raises it as
 # the engine improves; it is never lowered to let a change through.
 FLOOR = 0.30
 

@@ -28,12 +28,11 @@ REASON = lab_available()
 GAPS: dict[str, str] = {
     "fw-limit-2": "no finding: a firewalld-shaped nftables limit (jump, no LOG) in a sosreport, "
                   "whose ruleset is `nft -a list ruleset` text, not JSON (class 1)",
-    "fw-reject-1": "wrong port: a UFW ip6tables REJECT (ICMPv6) found without the port "
-                   "(journald host, collect archive)",
     "overflow-1": "wrong port (blind): the counter-only listen overflow finding carries no port; "
                   "resets counted below what the clients saw (class 2)",
     "up-reset-1": "wrong port: the upstream's port, not the port the clients use (class 3); "
-                  "access log in a format declared only in nginx -T not read (class 4)",
+                  "with --port, app-abort ranked above upstream-reset; access log in a format "
+                  "declared only in nginx -T not read (class 4)",
     "client-abort-1": "wrong port: the upstream's port, not the port the clients use (class 3)",
     "ka-race-1": "wrong cause: upstream-reset for the keep-alive race with a non-nginx backend "
                  "(class 5)",
@@ -42,8 +41,6 @@ GAPS: dict[str, str] = {
     "moved-1": "wrong cause (blind): a noise netfilter DROP line read as a connection limit, "
                "no-listener not found without --port; window at analysis time (class 7)",
     "nofile-1": "wrong port: the upstream's port, not the port the clients use (class 3)",
-    "two-1": "wrong port (blind): the UFW REJECT on 443 carries no port; at times ranked under a "
-             "noise connection limit",
 }
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
