@@ -18,6 +18,7 @@ from typing import Any
 from auditor.correlate import fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
 from auditor.correlate.findings import build_finding, merge_findings
+from auditor.correlate.service import service_ports
 from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.risks import notes_for
@@ -82,6 +83,7 @@ def correlate(
         if group.synthetic == "rule":  # a rule's counters speak of rule causes only
             pool = [c for c in pool if any(s.kind == "rule" for s in c.evidence)]
         results.append((group, rank(pool, group, agg.context, view, gfacts)))
+    listens = view.nginx.listens if view.nginx is not None else []
     findings: list[Finding] = []
     unexplained: list[Unexplained] = []
     timeline: dict[int, Counter[str]] = {}
@@ -90,8 +92,9 @@ def correlate(
         label = "unexplained"
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
+            front = service_ports(group.sample_events(), listens) if group.upstream else ()
             findings.append(
-                build_finding(group, best, ranked[1:4], bool(gf and gf.query), listening)
+                build_finding(group, best, ranked[1:4], bool(gf and gf.query), listening, front)
             )
             label = best.cause.id
         elif group.resets or group.synthetic == "query":

@@ -183,10 +183,16 @@ def build_finding(
     runners: Sequence[Scored],
     query: bool = False,
     listeners: Sequence[tuple[str, int]] = (),
+    service: tuple[int, ...] = (),
 ) -> Finding:
+    """The finding of ``group``; ``service`` are the ports clients connect to when the
+    group's failures happened on the way to an upstream (its address stays in details)."""
     cause = best.cause
     values = remedy_values(group, best)
-    ports = ports_of(group, best)
+    ports = service or ports_of(group, best)
+    if service:
+        values["port"] = str(service[0])
+        values["ports"] = ", ".join(map(str, service))
     near = nearest_listeners(ports, [x for x in listeners if x[1] not in ports])
     if near:
         values["listeners"] = ", ".join(near)
@@ -208,6 +214,8 @@ def build_finding(
     details: dict[str, Any] = {}
     if group.upstream:
         details["upstreams"] = [group.upstream]
+        if service:
+            details["service_ports"] = list(service)
     if group.clients:
         details["clients"] = [c for c, _ in group.clients.most_common(5)]
     killed = [e for e in best.near_events if e.action == "oom-kill"]
