@@ -92,7 +92,11 @@ def correlate(
         label = "unexplained"
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
-            front = service_ports(group.sample_events(), listens) if group.upstream else ()
+            front = (
+                service_ports(group.sample_events(), listens, group.upstream)
+                if group.upstream
+                else ()
+            )
             findings.append(
                 build_finding(group, best, ranked[1:4], bool(gf and gf.query), listening, front)
             )

@@ -26,9 +26,14 @@ def _host_port(host: Any) -> int | None:
     return port if 0 < port < 65536 else None
 
 
-def service_ports(events: Iterable[Event], listens: Sequence[Any]) -> tuple[int, ...]:
+def service_ports(
+    events: Iterable[Event], listens: Sequence[Any], upstream: str | None = None
+) -> tuple[int, ...]:
     """The client-facing ports of requests that failed on the way to an upstream
-    (``listens``: the nginx configuration's Listen records; empty when unknown)."""
+    (``listens``: the nginx configuration's Listen records; empty when unknown). A
+    ``listen`` on the upstream's own port is the upstream (nginx proxying to itself)."""
+    up_port = _host_port(upstream)
+    listens = [x for x in listens if getattr(x, "port", None) != up_port]
     from_host: Counter[int] = Counter()
     servers: Counter[str] = Counter()
     for event in events:
