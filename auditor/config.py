@@ -100,6 +100,9 @@ class AuditConfig:
     journald_matches: tuple[str, ...] = ("_TRANSPORT=kernel",)  # journalctl matches
     journald_directory: str | None = None  # a journal directory instead of the system's
     es: EsConfig = field(default_factory=EsConfig)
+    # A bundle/directory/sosreport to audit instead of this host: its rules and host facts,
+    # and (when no inputs are configured) its logs.
+    source: str | None = None
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -194,14 +197,14 @@ _ENV_TOP = {
     "AUDITOR_HOST": "host", "AUDITOR_STATE": "state", "AUDITOR_SPOOL": "spool",
     "AUDITOR_SPOOL_MAX_BYTES": "spool_max_bytes", "AUDITOR_DEAD_LETTER": "dead_letter",
     "AUDITOR_DEAD_LETTER_MAX_BYTES": "dead_letter_max_bytes",
-    "AUDITOR_SINCE": "since", "AUDITOR_TIMEZONE": "timezone",
+    "AUDITOR_SINCE": "since", "AUDITOR_TIMEZONE": "timezone", "AUDITOR_SOURCE": "source",
 }
 
 
 def _top_from(raw: Mapping[str, Any], cfg: AuditConfig) -> AuditConfig:
     changes: dict[str, Any] = {
         key: str(raw[key])
-        for key in ("host", "state", "spool", "dead_letter", "since", "timezone")
+        for key in ("host", "state", "spool", "dead_letter", "since", "timezone", "source")
         if raw.get(key) is not None
     }
     cfg = replace(cfg, **changes)
@@ -265,7 +268,7 @@ def load_config(
     ov = overrides or {}
     if ov.get("es_hosts"):
         cfg = replace(cfg, es=replace(cfg.es, hosts=tuple(ov["es_hosts"])))
-    for key in ("since", "state"):
+    for key in ("since", "state", "source"):
         if ov.get(key) is not None:
             cfg = replace(cfg, **{key: ov[key]})
     if ov.get("allow_http_credentials"):

@@ -6,6 +6,7 @@ turn them into absolute, timezone-aware instants.
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -90,12 +91,25 @@ class YearInference:
             # A stamp more than a day after the reference belongs to last year.
             if (month, day) > (ref.month, ref.day + 1):
                 year -= 1
+            if (month, day) == (2, 29) and not calendar.isleap(year):
+                year = self._leap_year_near(year)
             self._year = year
         elif self._last is not None and self._last[0] - month >= 6:
             # Months going backwards by a lot is a new year; small steps are clock jitter.
             self._year += 1
         self._last = (month, day)
+        if (month, day) == (2, 29) and not calendar.isleap(self._year):
+            return self._leap_year_near(self._year)
         return self._year
+
+    def _leap_year_near(self, year: int) -> int:
+        """The leap year whose Feb 29 is closest to the reference without being more than a
+        day after it (a year-less ``Feb 29`` exists only in leap years, and a file holds no
+        line written after the file itself)."""
+        latest = self.reference.replace(tzinfo=None) + timedelta(days=1)
+        candidates = [y for y in range(year - 8, year + 5) if calendar.isleap(y)]
+        past = [y for y in candidates if datetime(y, 2, 29) <= latest]
+        return max(past) if past else min(candidates)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.I)

@@ -6,6 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     iptables nftables ipset conntrack iproute2 procps kmod nginx-light ripgrep util-linux \
+    python3-venv python3-pip openssl git \
     systemd-journal-remote >/dev/null
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test]'

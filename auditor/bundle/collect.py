@@ -3,32 +3,52 @@
 The bundle holds log windows (kernel, syslog, nginx, firewall), firewall rules
 of every backend present, sysctls, counters before and after a sample,
 listeners, process limits of listening processes and nginx, ``nginx -T``, host
-facts, and ``manifest.json`` listing what was collected and what could not be
-(with why). Nothing on the host is changed: only reads and ``*-save``/``list``
-commands run.
+facts, and ``manifest.json`` listing what was collected, what could not be
+(with why) and what was redacted. Nothing on the host is changed: only reads
+and ``*-save``/``list`` commands run.
+
+The bundle is private from the start: built in a 0700 folder, files 0600, the
+archive written through a new 0600 file in the target folder and renamed into
+place; an interrupt (SIGINT, SIGTERM, SIGHUP) leaves neither.
+
+Part of the standalone collector: standard library only, Python 3.9.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
+import signal
 import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from auditor.bundle import logs as loglist
-from auditor.bundle.reader import SNAPSHOT_MARK
-from auditor.limits import listeners, proclimits, sysctl
+from auditor.bundle.hostread import (
+    boot_time,
+    listening_pids,
+    nginx_command,
+    nginx_pids,
+    process_text,
+    sysctl_text,
+    sysctl_values,
+    timezone_name,
+)
+from auditor.bundle.logs import collect_logs
+from auditor.bundle.obfuscate import obfuscate_dir
+from auditor.bundle.writer import (
+    COMMAND_TIMEOUT,
+    SNAPSHOT_MARK,
+    Collector,
+    private_dirs,
+)
 
 FORMAT_VERSION = 1
-COMMAND_TIMEOUT = 30.0
 COUNTER_FILES = (
     ("/proc/net/netstat", "netstat"),
     ("/proc/net/snmp", "snmp"),
@@ -45,79 +65,17 @@ RULE_COMMANDS = (
     (("nft", "-j", "list", "ruleset"), "rules/nft-ruleset.json"),
     (("ipset", "save"), "rules/ipset.txt"),
 )
+LISTENERS_COMMAND = ("ss", "-tlnpi")
+MAPPING_SUFFIX = ".mapping.json"
 
 
-@dataclass
-class Collector:
-    """Writes artifacts under ``root`` and keeps the manifest's record of each."""
-
-    root: str
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    missing: list[dict[str, str]] = field(default_factory=list)
-
-    def write(self, rel: str, text: str, source: str, note: str = "") -> None:
-        path = os.path.join(self.root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        self.artifacts.append({"path": rel, "source": source, "note": note, "bytes": len(text)})
-
-    def miss(self, what: str, why: str) -> None:
-        self.missing.append({"what": what, "why": why})
-
-    def run(self, argv: tuple[str, ...], rel: str, note: str = "") -> str | None:
-        """Run a read-only command; its stdout becomes an artifact (None when it failed)."""
-        what = " ".join(argv)
-        if shutil.which(argv[0]) is None:
-            self.miss(what, f"{argv[0]} not installed")
-            return None
-        try:
-            proc = subprocess.run(
-                list(argv),
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=COMMAND_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            self.miss(what, f"could not run: {exc}")
-            return None
-        if proc.returncode != 0:
-            self.miss(what, f"exit {proc.returncode}: {proc.stderr.strip()[:300]}")
-            return None
-        if not proc.stdout.strip():
-            self.miss(what, "empty output (nothing configured for this backend)")
-            return None
-        self.write(rel, proc.stdout, what, note)
-        return proc.stdout
-
-
-def boot_time() -> datetime | None:
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            m = re.search(r"^btime (\d+)", fh.read(), re.M)
-    except OSError:
-        return None
-    return datetime.fromtimestamp(int(m.group(1)), UTC) if m else None
-
-
-def timezone_name() -> str:
-    try:
-        with open("/etc/timezone", encoding="utf-8") as fh:
-            return fh.read().strip()
-    except OSError:
-        pass
-    try:
-        link = os.readlink("/etc/localtime")
-        return link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else link
-    except OSError:
-        return os.environ.get("TZ", "UTC").lstrip(":") or "UTC"
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)  # noqa: UP017 (Python 3.9 has no datetime.UTC)
 
 
 def snapshot_counters(col: Collector, phase: str) -> datetime:
     """Copy every counter file, each headed by ``# auditor-snapshot <phase> <time>``."""
-    now = datetime.now(UTC)
+    now = _utcnow()
     mark = f"{SNAPSHOT_MARK} {phase} {now.isoformat()}\n"
     for src, name in COUNTER_FILES:
         try:
@@ -141,66 +99,47 @@ def snapshot_counters(col: Collector, phase: str) -> datetime:
     return now
 
 
-def nginx_command(pids: list[int]) -> tuple[str, ...] | None:
-    """``nginx -T`` for the running master's own -c/-p/-g, or the default config."""
-    binary = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/nginx/sbin/nginx") if os.path.exists(p)), None
-    )
-    argv: list[str] = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                parts = fh.read().decode("utf-8", "replace").split("\0")
-        except OSError:
-            continue
-        if parts and parts[0].startswith("nginx: master process"):
-            words = " ".join(parts).split()[3:]
-            if words:
-                binary = words[0] if os.path.isabs(words[0]) else binary
-                rest = words[1:]
-                for flag in ("-c", "-p", "-g"):
-                    if flag in rest and rest.index(flag) + 1 < len(rest):
-                        i = rest.index(flag)
-                        argv += [flag, " ".join(rest[i + 1 :]) if flag == "-g" else rest[i + 1]]
-            break
-    if binary is None:
-        return None
-    return (binary, "-T", *argv)
-
-
 def collect_dir(
     dest: str,
     since: timedelta = timedelta(hours=2),
     sample: float = 10.0,
     logs: bool = True,
     rules: bool = True,
+    redact: bool = True,
+    collector: str = "auditor collect",
+    trace: float = 0.0,
 ) -> dict[str, Any]:
-    """Collect into the directory ``dest``; returns the manifest (also written as manifest.json)."""
-    os.makedirs(dest, exist_ok=True)
-    col = Collector(dest)
-    started = datetime.now(UTC)
+    """Collect into the directory ``dest``; returns the manifest (also written as manifest.json).
+
+    With ``trace`` seconds, the counter window is a kernel trace window instead of a sleep
+    (see :mod:`auditor.bundle.trace`)."""
+    private_dirs(dest)
+    col = Collector(dest, redact)
+    started = _utcnow()
     times: dict[str, str] = {}
-    if sample > 0:
+    traced: dict[str, Any] | None = None
+    if trace > 0:
+        from auditor.bundle.trace import trace_window
+
+        times["before"] = snapshot_counters(col, "before").isoformat()
+        traced = trace_window(col, trace, RULE_COMMANDS if rules else ())
+    elif sample > 0:
         times["before"] = snapshot_counters(col, "before").isoformat()
         time.sleep(sample)
     times["after"] = snapshot_counters(col, "after").isoformat()
-    live_sysctls = sysctl.read_live()
-    col.write("sysctl/sysctl-a.txt", sysctl.format_text(live_sysctls), "/proc/sys")
-    ss_text = col.run(listeners.LIVE_COMMAND, "listeners/ss-tlnpi.txt")
-    pids: set[int] = set()
-    if ss_text:
-        found, _ = listeners.parse_text(ss_text, "ss")
-        pids.update(pid for x in found for pid in x.pids)
-    nginx_pids = proclimits.nginx_pids()
-    pids.update(nginx_pids)
+    col.write("sysctl/sysctl-a.txt", sysctl_text(sysctl_values()), "/proc/sys")
+    ss_text = col.run(LISTENERS_COMMAND, "listeners/ss-tlnpi.txt")
+    pids = listening_pids(ss_text or "")
+    nginx = nginx_pids()
+    pids.update(nginx)
     for pid in sorted(pids):
-        text = proclimits.artifact_text(pid)
+        text = process_text(pid)
         if text is None:
             col.miss(f"/proc/{pid}/limits", "process gone or not readable")
         else:
             col.write(f"proc/{pid}.limits", text, f"/proc/{pid}/limits")
     nginx_t = None
-    argv = nginx_command(nginx_pids)
+    argv = nginx_command(nginx)
     if argv is None:
         col.miss("nginx -T", "nginx not installed")
     else:
@@ -209,40 +148,109 @@ def collect_dir(
         for cmd, rel in RULE_COMMANDS:
             col.run(cmd, rel)
     if logs:
-        loglist.collect_logs(col, since, nginx_t)
+        collect_logs(col, since, nginx_t)
+    bt = boot_time()
     manifest: dict[str, Any] = {
         "auditor-bundle": FORMAT_VERSION,
+        "collector": collector,
         "created": started.isoformat(),
         "host": {
             "name": socket.gethostname(),
             "kernel": os.uname().release,
             "kernel_version": os.uname().version,
-            "boot_time": (bt.isoformat() if (bt := boot_time()) else None),
+            "boot_time": bt.isoformat() if bt else None,
             "timezone": timezone_name(),
         },
         "since_seconds": since.total_seconds(),
         "sample_seconds": sample,
         "snapshots": times,
+        **({"trace": traced} if traced is not None else {}),
         "artifacts": col.artifacts,
         "missing": col.missing,
+        "redacted": col.redactions if redact else "off (--no-redact)",
     }
-    with open(os.path.join(dest, "manifest.json"), "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=1)
+    col.write_raw("manifest.json", json.dumps(manifest, indent=1))
     return manifest
 
 
+class _Stop(KeyboardInterrupt):
+    """Raised by SIGTERM/SIGHUP so that a collect cleans up as on Ctrl-C."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _new_file(final: str) -> tuple[int, str]:
+    """A new 0600 file beside ``final`` (mkstemp: O_EXCL, never through a link)."""
+    folder, name = os.path.split(os.path.abspath(final))
+    return tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+
+
 def collect(
-    output: str, since: timedelta = timedelta(hours=2), sample: float = 10.0
+    output: str,
+    since: timedelta = timedelta(hours=2),
+    sample: float = 10.0,
+    redact: bool = True,
+    obfuscate: bool = False,
+    collector: str = "auditor collect",
+    trace: float = 0.0,
 ) -> dict[str, Any]:
-    """Collect into the archive ``output`` (.tar.gz); returns the manifest."""
+    """Collect into the archive ``output`` (.tar.gz); returns the manifest. With ``obfuscate``
+    the owner's mapping of stand-ins goes to ``output + MAPPING_SUFFIX``, outside the bundle."""
+    handlers: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            handlers[sig] = signal.signal(sig, _stop)
     work = tempfile.mkdtemp(prefix="auditor-collect-")
+    parts: list[str] = []
     try:
-        top = "auditor-bundle-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        manifest = collect_dir(os.path.join(work, top), since, sample)
-        tmp_out = output + ".part"
-        with tarfile.open(tmp_out, "w:gz") as tar:
+        top = "auditor-bundle-" + _utcnow().strftime("%Y%m%dT%H%M%SZ")
+        manifest = collect_dir(os.path.join(work, top), since, sample, redact=redact,
+                               collector=collector, trace=trace)
+        finals: list[tuple[str, str]] = []
+        if obfuscate:
+            mapping = obfuscate_dir(os.path.join(work, top))
+            fd, part = _new_file(output + MAPPING_SUFFIX)
+            parts.append(part)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(mapping, fh, indent=1)
+            finals.append((part, output + MAPPING_SUFFIX))
+            with open(os.path.join(work, top, "manifest.json"), encoding="utf-8") as fh:
+                manifest = json.load(fh)
+        fd, part = _new_file(output)
+        parts.append(part)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             tar.add(os.path.join(work, top), arcname=top)
-        os.replace(tmp_out, output)
+        finals.append((part, output))
+        for part, final in finals:
+            os.replace(part, final)
+        parts.clear()
         return manifest
     finally:
+        for part in parts:
+            if os.path.exists(part):
+                os.unlink(part)
         shutil.rmtree(work, ignore_errors=True)
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
+
+
+def default_output(obfuscate: bool = False) -> str:
+    """``auditor-HOST-TIME.tar.gz`` (no host name when the bundle is to be obfuscated)."""
+    stamp = _utcnow().strftime("%Y%m%dT%H%M%SZ")
+    host = "bundle" if obfuscate else socket.gethostname()
+    return f"auditor-{host}-{stamp}.tar.gz"
+
+
+def summary(manifest: dict[str, Any], output: str) -> list[str]:
+    """What a collect tells its user: counts, then each thing not collected and why."""
+    redacted = manifest.get("redacted")
+    count = sum(int(r.get("count", 0)) for r in redacted) if isinstance(redacted, list) else 0
+    lines = [
+        f"{output}: {len(manifest['artifacts'])} artifacts, "
+        f"{len(manifest['missing'])} not collected, {count} secrets redacted"
+    ]
+    lines += [f"  not collected: {m['what']}: {m['why']}" for m in manifest["missing"]]
+    return lines
+

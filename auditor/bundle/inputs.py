@@ -287,12 +287,14 @@ def live_inputs(
     sample: float = 0.0,
     logs: bool = True,
     rules: bool = True,
+    trace: float = 0.0,
 ) -> Inputs:
     """Collect the live host into a temporary bundle directory and open it
-    (``logs=False``/``rules=False`` leave those parts out)."""
+    (``logs=False``/``rules=False`` leave those parts out; ``trace`` seconds of kernel
+    trace replace the counter sample)."""
     from auditor.bundle.collect import collect_dir
 
     dest = tempfile.mkdtemp(prefix="auditor-live-")
     atexit.register(shutil.rmtree, dest, True)
-    collect_dir(dest, since=since, sample=sample, logs=logs, rules=rules)
+    collect_dir(dest, since=since, sample=sample, logs=logs, rules=rules, trace=trace)
     return open_input(dest)

@@ -11,6 +11,8 @@ import json
 import re
 from collections.abc import Sequence
 
+from auditor.bundle.writer import SNAPSHOT_MARK
+
 ARTIFACT_KINDS = (
     "manifest",
     "iptables-save",
@@ -25,6 +27,7 @@ ARTIFACT_KINDS = (
     "ss",
     "proc-limits",
     "nginx-config",
+    "trace-header",
 )
 
 _SYSCTL = re.compile(r"^[a-z][a-z0-9_\-]*(\.[A-Za-z0-9_\-]+)+\s*=\s?.*$")
@@ -40,7 +43,6 @@ _NGINX_DIRECTIVE = re.compile(
 )
 
 
-SNAPSHOT_MARK = "# auditor-snapshot"
 
 
 def _content(head: Sequence[str]) -> list[str]:
@@ -110,6 +112,10 @@ def recognise(head: Sequence[str]) -> str | None:
 
 
 def _json_kind(text: str) -> str | None:
+    if text.startswith('{"kernel-trace"'):
+        return "kernel-trace"  # records of the kernel-trace parser
+    if '"auditor-trace-header"' in text[:200]:
+        return "trace-header"
     if '"nftables"' in text[:200]:
         return "nft-json"
     if '"auditor-bundle"' in text[:400]:

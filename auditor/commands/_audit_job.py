@@ -4,15 +4,19 @@ Order of one run (a crash between any two steps loses and duplicates nothing):
 
 1. load the state (first run: fix the window start durably);
 2. send the spool left by an earlier outage; a segment is deleted once acknowledged;
-3. read what is new in every input (resuming at saved offsets, following rotation),
+3. read the host's rules, limits and counters through the same pipeline as
+   ``auditor diagnose`` (live, or the bundle ``source`` names); counters become a
+   window since the previous run;
+4. read what is new in every input (resuming at saved offsets, following rotation),
    ship reset events in bulk chunks as they stream; what cannot be delivered is
    spooled (fsynced) instead;
-4. correlate, ship findings; ship the run's snapshot (limits, counter deltas, ruleset);
-5. write the new state atomically — only now, after everything was acknowledged
+5. diagnose (the same :class:`~auditor.pipeline.diagnosis.Diagnosis` as ``diagnose``),
+   ship findings; ship the run's snapshot (limits, counter deltas, ruleset);
+6. write the new state atomically — only now, after everything was acknowledged
    by Elasticsearch or is safe in the spool.
 
 Every document id is deterministic, so repeating steps 2-4 after a crash only
-produces 409 answers, which count as delivered.
+produce 409 answers, which count as delivered.
 """
 
 from __future__ import annotations
@@ -27,19 +31,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from auditor.commands._audit_snapshot import Correlation, read_host, snapshot_body
+from auditor.bundle.trace import rule_moves
+from auditor.commands._audit_snapshot import HostSnapshot, read_host, snapshot_body
 from auditor.config import AuditConfig, InputConfig
+from auditor.correlate.scoring import Query
 from auditor.parsers import detect, registry
 from auditor.parsers.base import LineParser, ParseContext
+from auditor.pipeline.diagnosis import Diagnosis, input_zone
 from auditor.sinks.elasticsearch import DeadLetter, EsSink, SendResult, make_client
 from auditor.sinks.es_docs import DocBuilder, Window
 from auditor.sinks.es_templates import StreamNames
 from auditor.sinks.spool import Doc, Spool
+from auditor.sources.checkpoint import AuditState, FileState, load_checkpoint, save_checkpoint
 from auditor.sources.files import SourceError, read_head
 from auditor.sources.follow import ReadPlan, finished, plan_input, read_plan
 from auditor.sources.journal import JournalReader
 from auditor.sources.scan import ScanStats
-from auditor.sources.state import AuditState, FileState, load_state, save_state
 from auditor.timeutil import parse_duration, parse_timezone
 
 
@@ -125,6 +132,18 @@ def _parser_for(inp: InputConfig, path: str, parsers: Mapping[str, type[LinePars
         return None
 
 
+def _log_inputs(cfg: AuditConfig, snap: HostSnapshot) -> tuple[InputConfig, ...]:
+    """The configured inputs; with a ``source`` and none configured, the source's logs
+    (named by their path inside it, so that document ids do not depend on where it lies)."""
+    if cfg.inputs or cfg.source is None or snap.inputs is None:
+        return cfg.inputs
+    root = snap.inputs.root
+    return tuple(
+        InputConfig(a.path, a.kind, os.path.relpath(a.path, root) if root else a.path)
+        for a in snap.inputs.logs()
+    )
+
+
 def _context(base: ParseContext, plan: ReadPlan) -> ParseContext:
     mtime = datetime.fromtimestamp(plan.st.st_mtime, UTC)
     return ParseContext(base.timezone, mtime, base.boot_time, base.host_name, base.options)
@@ -178,12 +197,12 @@ def _run(
     report = AuditReport(dry_run=dry_run)
     now = datetime.now(UTC)
     cutoff = now - parse_duration(cfg.since) if cfg.since else None
-    prev = load_state(cfg.state)
+    prev = load_checkpoint(cfg.state)
     state = prev if prev is not None else AuditState(host=cfg.host)
     if prev is None:
         state.watermark = cutoff or now - timedelta(days=1)
         if not dry_run:
-            save_state(cfg.state, state)  # fixes the first window: re-runs give the same ids
+            save_checkpoint(cfg.state, state)  # fixes the first window: re-runs give the same ids
     window = Window(state.watermark, now)
     names = StreamNames(cfg.es.namespace)
     builder = DocBuilder(cfg.host, names)
@@ -205,13 +224,16 @@ def _run(
         if not sink.down:
             _drain(sink, spool, report, cfg.es.bulk_docs)
     shipper = _Shipper(sink, spool, cfg, report)
-    correlation = Correlation()
+    snap = read_host(host_snapshot, cfg.source, state.counters, state.watermark, now)
+    diagnosis = Diagnosis(Query())
 
     tz = parse_timezone(cfg.timezone)
+    if cfg.timezone is None and snap.inputs is not None and cfg.source is not None:
+        tz = input_zone(snap.inputs)
     base = ParseContext(timezone=tz, host_name=cfg.host)
     new_files: dict[str, FileState] = {}
     taken = set(state.files) | set(state.retired)  # identities no new file may take
-    for inp in cfg.inputs:
+    for inp in _log_inputs(cfg, snap):
         follow = plan_input(inp.key, inp.path, state, cutoff, taken=taken)
         report.problems.extend(follow.problems)
         for entry in follow.kept:
@@ -230,7 +252,7 @@ def _run(
                     report.older_than_since += 1
                     continue
                 report.events += 1
-                correlation.add(event)
+                diagnosis.add(event)
                 shipper.add(builder.event(event, inp.key, plan.entry.identity))
                 if on_event is not None:
                     on_event(report.events)
@@ -251,20 +273,25 @@ def _run(
             try:
                 for event, cursor in journal.events(cls(base, "journald"), stats):
                     report.events += 1
-                    correlation.add(event)
+                    diagnosis.add(event)
                     shipper.add(builder.event(event, "journald", cursor))
             except SourceError as exc:
                 report.problems.append(str(exc))
 
-    snap = read_host(host_snapshot)
-    for finding in correlation.findings(snap, now):
+    moved = rule_moves(snap.inputs, snap.rulesets) if snap.inputs is not None else None
+    diagnosed = diagnosis.report(snap.rulesets, snap.host_state, now=snap.captured or now,
+                                 moved=moved)
+    if cfg.source is not None:
+        # A capture covers its own span: findings and snapshot are dated by it, so that
+        # auditing the same capture again ships nothing new (same ids).
+        end = snap.captured or diagnosed.end or now
+        begun = snap.inputs.snapshot_time("before") if snap.inputs is not None else None
+        window = Window(begun or end, end)
+    for finding in diagnosed.findings:
         report.findings += 1
         shipper.add(builder.finding(finding, window))
-    if correlation.reason:
-        report.notes.append(correlation.reason)
     spool_info = {"dropped": report.dropped, "pending": spool.pending() if spool else 0}
-    body = snapshot_body(snap, state.counters, state.ruleset, spool_info, len(report.files),
-                         report.events)
+    body = snapshot_body(snap, state.ruleset, spool_info, len(report.files), report.events)
     shipper.add(builder.snapshot(window, body))
     shipper.flush()
     if sink is not None and sink.dead_letter.dropped:
@@ -287,7 +314,7 @@ def _run(
     if snap.ruleset_fingerprint:
         state.ruleset = snap.ruleset_fingerprint
     state.runs += 1
-    save_state(cfg.state, state)
+    save_checkpoint(cfg.state, state)
     return report
 
 

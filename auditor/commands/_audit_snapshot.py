@@ -1,33 +1,105 @@
-"""What a scheduled audit knows about the host beyond logs: limits, counters, ruleset.
+"""What a scheduled audit knows about the host beyond logs: rules, limits, counters.
 
-Each part is optional: when the reader is missing or fails (no permission, no
-nft), the part is skipped and the reason recorded in the snapshot document, so a
-gap is visible rather than silent. Also the correlation adapter: findings from
-:func:`auditor.correlate.engine.correlate` fed one event at a time.
+It is read by the same pipeline as ``auditor diagnose`` (every firewall backend,
+the same host facts), from the live host or from a bundle the configuration
+names. The counters are turned into a window against the previous run's values,
+so causes that only counters show are found by the audit as by ``diagnose``.
+What could not be read is recorded, so a gap is visible in the snapshot document.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from auditor.models import Event, Finding, plain
+from auditor.bundle.inputs import Inputs, live_inputs, open_input
+from auditor.correlate.report import SourceInfo
+from auditor.firewall.model import Ruleset
+from auditor.limits.snapshot import HostState
+from auditor.pipeline.diagnosis import capture_time
+from auditor.pipeline.evidence import read_host_state, read_rulesets, with_counter_window
+from auditor.sources.files import SourceError
+
+_COUNTERS_IN_TEXT = re.compile(r"^\[\d+:\d+\]\s*|\bcounter packets \d+ bytes \d+\s*")
 
 
 @dataclass
 class HostSnapshot:
-    """The live parts read for this run, and why any part is missing."""
+    """The parts read for this run, and why any part is missing."""
 
-    host_state: Any = None  # auditor.limits.snapshot.HostState
-    rulesets: list[Any] = field(default_factory=list)
-    limits: list[dict[str, Any]] = field(default_factory=list)
-    counters: dict[str, int] = field(default_factory=dict)
+    host_state: HostState | None = None
+    rulesets: list[Ruleset] = field(default_factory=list)
+    inputs: Inputs | None = None
+    sources: list[SourceInfo] = field(default_factory=list)
     ruleset_fingerprint: str | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The latest counter values (saved for the next run's window)."""
+        state = self.host_state
+        return {str(k): int(v) for k, v in state.after.items()} if state is not None else {}
+
+    @property
+    def captured(self) -> datetime | None:
+        return capture_time(self.inputs) if self.inputs is not None else None
+
+
+def fingerprint(rulesets: Sequence[Ruleset]) -> str | None:
+    """A digest of every rule and policy, counters left out (they move with traffic)."""
+    if not rulesets:
+        return None
+    items: list[Any] = []
+    for rs in rulesets:
+        for rule in rs.rules():
+            text = _COUNTERS_IN_TEXT.sub("", rule.text)
+            items.append([rs.backend, rule.family, rule.table, rule.chain, text])
+        for pol in rs.policies():
+            items.append([rs.backend, pol.family, pol.table, pol.chain, pol.policy])
+    canon = json.dumps(sorted(items), separators=(",", ":"))
+    return hashlib.blake2b(canon.encode(), digest_size=16).hexdigest()
+
+
+def read_host(
+    enabled: bool = True,
+    source: str | None = None,
+    previous: Mapping[str, int] | None = None,
+    previous_time: datetime | None = None,
+    now: datetime | None = None,
+) -> HostSnapshot:
+    """Rules and host facts of the live host (or of the bundle at ``source``), with the
+    counters as a window since ``previous`` (the last run's values at ``previous_time``)."""
+    snap = HostSnapshot()
+    if not enabled:
+        snap.skipped = {"limits": "disabled", "ruleset": "disabled"}
+        return snap
+    try:
+        if source is not None:
+            snap.inputs = open_input(source)
+        else:
+            snap.inputs = live_inputs(since=timedelta(0), sample=0.0, logs=False)
+    except (OSError, SourceError) as exc:
+        snap.skipped = {"limits": str(exc), "ruleset": str(exc)}
+        return snap
+    snap.rulesets = read_rulesets(snap.inputs, snap.sources)
+    state = read_host_state(snap.inputs, snap.sources)
+    if previous and now is not None and source is None:
+        state = with_counter_window(state, previous, previous_time, now)
+    snap.host_state = state
+    snap.ruleset_fingerprint = fingerprint(snap.rulesets)
+    if not snap.rulesets:
+        snap.skipped["ruleset"] = "no firewall rules could be read (see sources)"
+    if not state.limits and not state.after:
+        snap.skipped["limits"] = "no limits or counters could be read"
+    for info in snap.sources:
+        if not info.used and info.note:
+            snap.skipped.setdefault(f"source {info.path}", info.note)
+    return snap
 
 
 def _number(value: Any) -> float | None:
@@ -36,71 +108,33 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def read_host(enabled: bool = True) -> HostSnapshot:
-    """Limits and counters (auditor.limits.snapshot.live_state), ruleset (nft), if available."""
-    snap = HostSnapshot()
-    if not enabled:
-        snap.skipped = {"limits": "disabled", "ruleset": "disabled"}
-        return snap
-    try:
-        from auditor.limits.snapshot import live_state
-
-        state = live_state()
-        snap.host_state = state
-        for lim in state.limits:
-            item: dict[str, Any] = {"name": lim.name, "scope": lim.scope, "unit": lim.unit}
-            value, observed = _number(lim.value), _number(lim.observed)
-            if value is not None:
-                item["value"] = value
-            elif lim.value is not None:
-                item["value_text"] = str(lim.value)
-            if observed is not None:
-                item["observed"] = observed
-            if lim.usage is not None:
-                item["usage"] = round(lim.usage, 6)
-            snap.limits.append(item)
-        snap.counters = {str(k): int(v) for k, v in state.counters.items()}
-    except ImportError:
-        snap.skipped["limits"] = "auditor.limits.snapshot.live_state not available"
-    except Exception as exc:
-        snap.skipped["limits"] = f"{type(exc).__name__}: {exc}"
-    try:
-        from auditor.firewall import nft_json
-
-        ruleset = nft_json.read_live()
-        snap.rulesets.append(ruleset)
-        canon = json.dumps(plain(list(ruleset.objects)), sort_keys=True, default=str)
-        snap.ruleset_fingerprint = hashlib.blake2b(canon.encode(), digest_size=16).hexdigest()
-    except ImportError:
-        snap.skipped["ruleset"] = "auditor.firewall.nft_json.read_live not available"
-    except Exception as exc:
-        snap.skipped["ruleset"] = f"{type(exc).__name__}: {exc}"
-    return snap
-
-
-def counter_deltas(previous: Mapping[str, int], current: Mapping[str, int]) -> dict[str, int]:
-    """Counters that moved since the last run (a counter that went down restarted: its value)."""
-    out = {}
-    for name, value in current.items():
-        before = previous.get(name)
-        if before is None:
-            continue
-        delta = value - before if value >= before else value
-        if delta:
-            out[name] = delta
+def limits_body(state: HostState | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for lim in state.limits if state is not None else ():
+        item: dict[str, Any] = {"name": lim.name, "scope": lim.scope, "unit": lim.unit}
+        value, observed = _number(lim.value), _number(lim.observed)
+        if value is not None:
+            item["value"] = value
+        elif lim.value is not None:
+            item["value_text"] = str(lim.value)
+        if observed is not None:
+            item["observed"] = observed
+        if lim.usage is not None:
+            item["usage"] = round(lim.usage, 6)
+        out.append(item)
     return out
 
 
 def snapshot_body(
     snap: HostSnapshot,
-    previous_counters: Mapping[str, int],
     previous_ruleset: str | None,
     spool: Mapping[str, int],
     files: int,
     events: int,
 ) -> dict[str, Any]:
     """The ``auditor`` part of the snapshot document."""
-    deltas = counter_deltas(previous_counters, snap.counters)
+    state = snap.host_state
+    deltas = {k: v for k, v in (state.deltas if state is not None else {}).items() if v}
     ruleset: dict[str, Any] = {}
     if snap.ruleset_fingerprint:
         ruleset["fingerprint"] = snap.ruleset_fingerprint
@@ -110,43 +144,15 @@ def snapshot_body(
     if "ruleset" in snap.skipped:
         ruleset["skipped"] = snap.skipped["ruleset"]
     body: dict[str, Any] = {
-        "limits": snap.limits,
+        "limits": limits_body(state),
         # counter names contain dots; keep them as keys of a list, not as object paths
         "counters": [{"name": k, "delta": v} for k, v in sorted(deltas.items())],
         "ruleset": ruleset,
         "spool": dict(spool),
         "run": {"files": files, "events": events},
     }
+    if state is not None and state.window_seconds is not None:
+        body["counter_window_seconds"] = state.window_seconds
     if snap.skipped:
         body["skipped"] = [{"part": k, "reason": v} for k, v in sorted(snap.skipped.items())]
     return body
-
-
-class Correlation:
-    """Feeds events to the correlation engine as they stream by; None when unavailable."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._agg: Any = None
-        try:
-            from auditor.correlate.grouping import Aggregator
-
-            self._agg = Aggregator()
-        except Exception as exc:
-            self.reason = f"correlation not available ({type(exc).__name__}: {exc})"
-
-    def add(self, event: Event) -> None:
-        if self._agg is not None:
-            self._agg.add(event)
-
-    def findings(self, snap: HostSnapshot, now: datetime) -> list[Finding]:
-        if self._agg is None or not self._agg.events:
-            return []
-        try:
-            from auditor.correlate.engine import correlate
-
-            report = correlate(self._agg, rulesets=snap.rulesets, state=snap.host_state, now=now)
-            return list(report.findings)
-        except Exception as exc:
-            self.reason = f"correlation failed ({type(exc).__name__}: {exc})"
-            return []

@@ -26,7 +26,7 @@ from auditor.commands._common import clean_errors, err_console, fail
 from auditor.config import ConfigError, load_config
 from auditor.sinks.text import console as text_console
 from auditor.sinks.text import dumps, line
-from auditor.sources.state import StateError
+from auditor.sources.checkpoint import StateError
 
 if TYPE_CHECKING:  # the Elasticsearch client loads only when an audit runs
     from auditor.commands._audit_job import AuditReport
@@ -39,6 +39,8 @@ EXAMPLES = """
   AUDITOR_ES_API_KEY_FILE=/etc/auditor/es.key \\
       auditor audit --es https://es1:9200
   auditor audit --since 2h --state /var/lib/auditor/state.json
+  auditor audit --from incident-bundle.tar.gz \\
+      --es https://es1:9200                     # a collected bundle
 
 [bold]Exit status[/]
 
@@ -114,6 +116,10 @@ def register(app: typer.Typer) -> None:
             None, help="Backlog bound for logs seen for the first time (e.g. 24h)."
         ),
         state: str | None = typer.Option(None, help="State file (offsets of every log)."),
+        source: str | None = typer.Option(
+            None, "--from", help="Audit this bundle/directory/sosreport instead of this host "
+            "(its rules, limits, counters and, unless inputs are configured, its logs).",
+        ),
         dry_run: bool = typer.Option(
             False, "--dry-run",
             help="Read and correlate, ship nothing, keep the state; reads no credentials.",
@@ -127,13 +133,13 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", hidden=True),
     ) -> None:
         """Ship what is new since the last run to Elasticsearch: events, findings, a snapshot."""
-        overrides = {"es_hosts": es, "since": since, "state": state,
+        overrides = {"es_hosts": es, "since": since, "state": state, "source": source,
                      "allow_http_credentials": allow_http}
         try:
             cfg = load_config(config, overrides=overrides, credentials=not dry_run)
         except ConfigError as exc:
             fail(str(exc))
-        if not cfg.inputs:
+        if not cfg.inputs and cfg.source is None:
             fail("no inputs configured: add [[inputs]] path = \"/var/log/kern.log\" to the config")
         if not cfg.es.hosts and not dry_run:
             fail("no Elasticsearch URL: set [elasticsearch] hosts, AUDITOR_ES_URL or --es")

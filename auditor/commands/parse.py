@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -22,13 +20,14 @@ from auditor.commands._common import (
     timezone_option,
 )
 from auditor.models import Event
-from auditor.parsers import detect, registry
-from auditor.parsers.base import LineParser, ParseContext
+from auditor.parsers import registry
+from auditor.parsers.base import ParseContext
+from auditor.pipeline.logs import FileNotes, Window, events_of_paths
 from auditor.sinks.events import write_json, write_ndjson, write_table
 from auditor.sinks.text import cell, clip, indented, line
 from auditor.sinks.text import console as text_console
-from auditor.sources.files import SourceError, read_head, walk
-from auditor.sources.scan import ScanStats, scan
+from auditor.sources.files import walk
+from auditor.sources.scan import ScanStats
 
 PROGRESS_MIN_BYTES = 64 << 20
 
@@ -46,6 +45,8 @@ EXAMPLES = """
   auditor parse /var/log/nginx/ --format ndjson > events.ndjson
   auditor parse access.log.2.gz --type nginx-access \\
       --nginx-config /etc/nginx/nginx.conf
+  auditor parse access.log --log-format main
+  docker logs web 2>&1 > web.log && auditor parse web.log
   auditor parse syslog --since 2026-11-24T09:00 --until 2026-11-24T10:00 \\
       --timezone Europe/Berlin
   journalctl -k -o json > k.json && auditor parse k.json
@@ -59,50 +60,10 @@ EXAMPLES = """
 """
 
 
-def parser_for(path: Path, type_name: str) -> type[LineParser] | None:
-    parsers = registry()
-    if type_name != "auto":
-        return parsers[type_name]
-    return detect(read_head(path))
-
-
-def file_context(path: Path, base: ParseContext) -> ParseContext:
-    try:
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    except OSError:
-        mtime = base.reference_time
-    return ParseContext(
-        timezone=base.timezone,
-        reference_time=mtime,
-        boot_time=base.boot_time,
-        host_name=base.host_name,
-        options=base.options,
-    )
-
-
-def iter_events(
-    paths: list[str],
-    type_name: str,
-    base: ParseContext,
-    stats_out: list[ScanStats],
-    progress: Callable[[int], None] | None = None,
-    every_line: bool = False,
-) -> Iterator[Event]:
-    """Events of every file under ``paths``; one ScanStats per file is appended to stats_out."""
-    for path in walk(paths):
-        if not path.exists():
-            raise SourceError(f"{path}: no such file or directory")
-        cls = parser_for(path, type_name)
-        if cls is None:
-            stats_out.append(ScanStats(str(path), "(none)"))
-            continue
-        stats = ScanStats(str(path), cls.name)
-        stats_out.append(stats)
-        parser = cls(file_context(path, base), str(path))
-        yield from scan(str(path), parser, stats, progress, every_line)
-
-
-def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
+def summary_doc(
+    stats: list[ScanStats], notes: dict[str, FileNotes] | None = None
+) -> dict[str, Any]:
+    notes = notes or {}
     return {
         "files": [
             {
@@ -113,6 +74,8 @@ def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
                 "candidates": s.candidates,
                 "events": s.events,
                 "not_understood": s.not_understood,
+                "routed": notes.get(s.path, FileNotes()).routes,
+                "notes": notes.get(s.path, FileNotes()).notes,
                 "issues": [
                     {"line": i.location.line, "reason": i.reason, "text": i.text}
                     for i in s.issues[:20]
@@ -126,18 +89,26 @@ def summary_doc(stats: list[ScanStats]) -> dict[str, Any]:
     }
 
 
-def print_summary(stats: list[ScanStats], console: Console) -> None:
+def print_summary(
+    stats: list[ScanStats], console: Console, notes: dict[str, FileNotes] | None = None
+) -> None:
+    notes = notes or {}
     table = Table(title="summary", header_style="bold")
     table.add_column("file", overflow="fold", ratio=1)
     table.add_column("parser", overflow="fold")
+    table.add_column("routed to", overflow="fold")
     for col in ("lines", "events", "not understood"):
         table.add_column(col, justify="right")
     for s in stats:
-        parser = "not recognised: use --type" if s.parser == "(none)" else s.parser
-        table.add_row(cell(s.path), cell(parser), cell(s.lines), cell(s.events),
+        parser = s.parser if notes.get(s.path, FileNotes()).recognised else f"{s.parser} (kind unknown)"
+        routes = notes.get(s.path, FileNotes()).routes
+        routed = ", ".join(f"{kind} {n}" for kind, n in routes.items())
+        table.add_row(cell(s.path), cell(parser), cell(routed), cell(s.lines), cell(s.events),
                       cell(s.not_understood))
     console.print(table)
     for s in stats:
+        for note in notes.get(s.path, FileNotes()).notes:
+            console.print(line((f"{s.path}: {note}", "dim")))
         for issue in s.issues[:5]:
             console.print(line((issue.location, "yellow"), f" {issue.reason}:"))
             console.print(indented(line((repr(clip(issue.text, 100)), "dim"))))
@@ -172,10 +143,14 @@ def register(app: typer.Typer) -> None:
             None, "--boot-time", help="Boot time, to place dmesg's seconds-since-boot (ISO time)."
         ),
         log_format: str | None = typer.Option(
-            None, help="nginx log_format string of the access log."
+            None,
+            help="The access log's format: a log_format string, 'combined', 'main', or a "
+            "format name declared in the nginx configuration.",
         ),
         nginx_config: str | None = typer.Option(
-            None, help="nginx.conf or 'nginx -T' output to take log_format from."
+            None,
+            help="nginx.conf or 'nginx -T' output to take log_format from (default: one "
+            "found beside the log: nginx-T.txt, nginx.conf).",
         ),
         every_line: bool = typer.Option(
             False,
@@ -197,8 +172,7 @@ def register(app: typer.Typer) -> None:
         options: dict[str, Any] = {}
         if log_format:
             options["log_format"] = log_format
-        if nginx_config:
-            options["nginx_config"] = nginx_config
+        notes: dict[str, FileNotes] = {}
         ctx = ParseContext(
             timezone=tz, boot_time=instant_option(boot_time, tz, "--boot-time"), options=options
         )
@@ -220,25 +194,21 @@ def register(app: typer.Typer) -> None:
             progress.advance(task, n)
 
         def selected() -> Iterator[Event]:
-            for event in iter_events(paths, type_, ctx, stats, advance, every_line):
-                if start is not None and event.timestamp < start:
-                    continue
-                if end is not None and event.timestamp >= end:
-                    continue
-                yield event
+            return events_of_paths(paths, type_, ctx, stats, Window(start, end), advance,
+                                   every_line, nginx_config, notes)
 
         out = sys.stdout
         with progress:
             if fmt is OutputFormat.ndjson:
                 write_ndjson(selected(), out)
             elif fmt is OutputFormat.json:
-                write_json(selected(), out, lambda: summary_doc(stats))
+                write_json(selected(), out, lambda: summary_doc(stats, notes))
             else:
                 write_table(selected(), text_console(), limit)
         if fmt is OutputFormat.table:
-            print_summary(stats, text_console())
+            print_summary(stats, text_console(), notes)
         elif fmt is OutputFormat.ndjson:
-            print_summary(stats, err_console)
-        if strict and (not stats or any(s.not_understood or s.parser == "(none)"
-                                        for s in stats)):
+            print_summary(stats, err_console, notes)
+        unknown = [s for s in stats if not notes.get(s.path, FileNotes()).recognised]
+        if strict and (not stats or unknown or any(s.not_understood for s in stats)):
             raise typer.Exit(1)

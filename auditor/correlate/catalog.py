@@ -50,6 +50,7 @@ PLACEHOLDERS = frozenset(
         "upstreams",
         "process",
         "pid",
+        "listeners",
         "rule_text",
         "rule_where",
         "rule_delete",

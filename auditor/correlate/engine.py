@@ -9,8 +9,9 @@ the winners into findings. What no cause explains is counted and kept.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,21 +22,28 @@ from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
 from auditor.correlate.state import StateView, view_of
+from auditor.firewall.model import Ruleset
 from auditor.models import Event, Finding
 
 MAX_TRACES = 200
+_DPORT = re.compile(r"(?:--dport|\bdport)\s+(\d{1,5})\b")
 
 
 def correlate(
     events: Iterable[Event] | Aggregator,
-    rulesets: Sequence[Any] | None = None,
+    rulesets: Sequence[Ruleset] | None = None,
     state: Any = None,
     query: Query | None = None,
     catalog: Catalog | None = None,
     window: timedelta = WINDOW,
     now: datetime | None = None,
+    moved: Mapping[tuple[Any, ...], int] | None = None,
 ) -> Report:
-    """Diagnose: name the cause of each group of resets, with evidence and remedy."""
+    """Diagnose: name the cause of each group of resets, with evidence and remedy.
+
+    ``moved``: when the rules were also saved at the start of a trace window, the packets
+    each rule (by :func:`fwlink.rule_key`) counted during it; rules that did not move are
+    then history, not evidence."""
     catalog = catalog or load_default()
     query = query or Query()
     rulesets = list(rulesets or ())
@@ -56,13 +64,21 @@ def correlate(
         (g, rank(catalog.causes, g, agg.context, view, facts[id(g)])) for g in groups
     ]
     winners = {r[0].cause.id for _, r in results if r and r[0].score >= MINIMUM}
-    cited = {fwlink.rule_key(r[0].rule.rule) for _, r in results if r and r[0].rule}
+    cited = {
+        fwlink.rule_key(rule)
+        for _, r in results
+        if r and r[0].rule
+        for rule in (r[0].rule.rule, r[0].rule.leads_to)
+        if rule is not None
+    }
     start, end = agg.first or (query_group.first if query_group else None), agg.last
     for extra in _counter_groups(catalog, view, winners, start, end, now) + _rule_groups(
-        rulesets, cited, start, end, now
+        rulesets, cited, start, end, now, moved
     ):
         group, gfacts, only = extra
         pool = [c for c in catalog.causes if only is None or c.id == only]
+        if group.synthetic == "rule":  # a rule's counters speak of rule causes only
+            pool = [c for c in pool if any(s.kind == "rule" for s in c.evidence)]
         results.append((group, rank(pool, group, agg.context, view, gfacts)))
     findings: list[Finding] = []
     unexplained: list[Unexplained] = []
@@ -72,7 +88,9 @@ def correlate(
         label = "unexplained"
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
-            findings.append(build_finding(group, best, ranked[1:4], bool(gf and gf.query)))
+            findings.append(
+                build_finding(group, best, ranked[1:4], bool(gf and gf.query), view.listeners)
+            )
             label = best.cause.id
         elif group.resets or group.synthetic == "query":
             unexplained.append(_unexplained(group, best))
@@ -99,7 +117,9 @@ def correlate(
     )
 
 
-def _trace_groups(groups: list[Group], facts: dict[int, GroupFacts], rulesets: list[Any]) -> None:
+def _trace_groups(
+    groups: list[Group], facts: dict[int, GroupFacts], rulesets: list[Ruleset]
+) -> None:
     if not rulesets:
         return
     budget = MAX_TRACES
@@ -137,7 +157,7 @@ def _query_group(
     groups: list[Group],
     facts: dict[int, GroupFacts],
     query: Query,
-    rulesets: list[Any],
+    rulesets: list[Ruleset],
     view: StateView,
     agg: Aggregator,
     now: datetime | None,
@@ -208,16 +228,18 @@ def _counter_groups(
 
 
 def _rule_groups(
-    rulesets: list[Any],
+    rulesets: list[Ruleset],
     cited: set[tuple[Any, ...]],
     start: datetime | None,
     end: datetime | None,
     now: datetime | None,
+    moved: Mapping[tuple[Any, ...], int] | None = None,
 ) -> list[tuple[Group, GroupFacts, str | None]]:
     """Reset-capable rules whose counters moved but whose packets no log or query showed."""
     out: list[tuple[Group, GroupFacts, str | None]] = []
     for rule in fwlink.reset_rules(rulesets):
-        if fwlink.rule_key(rule) in cited:
+        key = fwlink.rule_key(rule)
+        if key in cited or (moved is not None and moved.get(key, 0) <= 0):
             continue
         text = rule.text or ""
         if rule.target == "drop" and not any(
@@ -225,9 +247,15 @@ def _rule_groups(
         ):
             continue  # a plain DROP (the "deny the rest" rule) silences, it does not reset
         t1 = end or now or datetime.now(UTC)
-        group = Group(None, None, start or t1, t1, synthetic="rule", fixed_resets=rule.packets or 0)
-        traced = fwlink.Traced(rule, rule.target, rule.reject_with, None, True, "rule counters")
-        out.append((group, GroupFacts(traced=[(traced, False)]), None))
+        in_window = moved is not None
+        packets = moved[key] if moved is not None else rule.packets or 0
+        group = Group(None, None, start or t1, t1, synthetic="rule", fixed_resets=packets)
+        m = _DPORT.search(text)
+        if m and 0 < int(m.group(1)) < 65536:
+            group.ports[int(m.group(1))] += packets
+        how = "rule counters in the trace window" if in_window else "rule counters"
+        traced = fwlink.Traced(rule, rule.target or "drop", rule.reject_with, None, True, how)
+        out.append((group, GroupFacts(traced=[(traced, in_window)]), None))
     return out
 
 

@@ -21,6 +21,17 @@ from auditor.correlate.state import StateView
 from auditor.models import Evidence, Finding, Limit
 
 MAX_EVIDENCE = 12
+# Kernel trace actions recorded in the context of the process that closed or aborted
+# (parsers/kernel_trace.py): a cause that looks for them can name that process.
+BY_PROCESS = frozenset(
+    {
+        "kernel-reset-abort-on-close",
+        "kernel-reset-abort-on-linger",
+        "kernel-reset-abort-on-data",
+        "kernel-reset-state",
+        "kernel-reset-disconnect-with-data",
+    }
+)
 
 
 class _Values(dict[str, str]):
@@ -44,6 +55,27 @@ def suggest(value: Any, observed: Any = None) -> str:
     return str(2 ** math.ceil(math.log2(base)))
 
 
+def named_processes(group: Group) -> list[dict[str, Any]]:
+    """Processes the kernel named as the senders of the group's resets (``--trace``)."""
+    out: dict[int, dict[str, Any]] = {}
+    for e in group.sample_events():
+        if e.process_pid is None or "tracepoint" not in e.extra or e.process_pid in out:
+            continue
+        doc: dict[str, Any] = {"name": e.process_name, "pid": e.process_pid}
+        doc.update({k: e.extra[k] for k in ("unit", "container", "cgroup") if e.extra.get(k)})
+        doc.update(port=e.destination_port, reason=e.extra.get("reason"))
+        out[e.process_pid] = doc
+    return list(out.values())[:5]
+
+
+def nearest_listeners(ports: Sequence[int], listeners: Sequence[tuple[str, int]]) -> list[str]:
+    """``address:port`` of the listeners that exist, the nearest to ``ports`` first."""
+    if not ports or not listeners:
+        return []
+    ranked = sorted(set(listeners), key=lambda x: (min(abs(x[1] - p) for p in ports), x[1], x[0]))
+    return [f"{a}:{p}" for a, p in ranked[:8]]
+
+
 def remedy_values(group: Group, best: Scored) -> dict[str, str]:
     values = _Values()
     ports = sorted(group.ports) or ([group.port] if group.port is not None else [])
@@ -63,6 +95,9 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
         values["process"] = killed[0].process_name or "the process"
         values["pid"] = str(killed[0].process_pid or "?")
         values["first_seen"] = killed[0].timestamp.isoformat(timespec="seconds")
+    elif named := named_processes(group):
+        values["process"] = str(named[0]["name"] or "the process")
+        values["pid"] = str(named[0]["pid"])
     else:
         values.update(process="the process", pid="?")
     if best.rule is not None:
@@ -109,12 +144,18 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
 
 
 def build_finding(
-    group: Group, best: Scored, runners: Sequence[Scored], query: bool = False
+    group: Group,
+    best: Scored,
+    runners: Sequence[Scored],
+    query: bool = False,
+    listeners: Sequence[tuple[str, int]] = (),
 ) -> Finding:
     cause = best.cause
     values = remedy_values(group, best)
-    remedy = string.Formatter().vformat(cause.remedy, (), values)
     ports = tuple(sorted(group.ports)) or ((group.port,) if group.port is not None else ())
+    near = nearest_listeners(ports, [x for x in listeners if x[1] not in ports])
+    values["listeners"] = ", ".join(near) or "(no listeners known)"
+    remedy = string.Formatter().vformat(cause.remedy, (), values)
     what = (
         group.label
         if not group.synthetic
@@ -125,6 +166,8 @@ def build_finding(
     summary = f"{group.resets} resets ({what}): {cause.title}"
     if best.rule is not None:
         summary += f"; rule {fwlink.rule_where(best.rule.rule)}"
+        if best.rule.leads_to is not None:
+            summary += f", which sends them to {fwlink.rule_where(best.rule.leads_to)}"
     if best.limit is not None:
         summary += f"; {limit_text(best.limit)}"
     details: dict[str, Any] = {}
@@ -143,6 +186,15 @@ def build_finding(
             }
             for e in killed[:3]
         ]
+    named = named_processes(group)
+    if named:
+        details["processes"] = named
+    elif cause.actions() & BY_PROCESS and not any(
+        e.extra.get("tracepoint") for e in group.sample_events()
+    ):
+        details["hint"] = "no kernel trace: `diagnose --trace SECONDS` would name the process"
+    if "kernel-reset-no-socket" in group.counts and near:
+        details["listeners"] = near
     if group.synthetic:
         details["from"] = group.synthetic
     if query:
@@ -174,7 +226,9 @@ def build_finding(
         last_seen=group.last,
         side=cause.side,
         intentional=cause.intentional,
-        rule=fwlink.rule_doc(best.rule.rule, best.rule.condition) if best.rule else None,
+        rule=fwlink.rule_doc(best.rule.rule, best.rule.condition, best.rule.leads_to)
+        if best.rule
+        else None,
         limit=limit_doc,
         evidence=tuple(evidence[:MAX_EVIDENCE]),
         runners_up=tuple((r.cause.id, r.score) for r in runners),

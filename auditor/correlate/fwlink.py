@@ -1,9 +1,9 @@
 """The engine's link to :mod:`auditor.firewall`: trace logged packets and queries, list reset rules.
 
 A logged reject (source, destination, port, flags) or the engineer's ``--port/--client``
-becomes a :class:`~auditor.firewall.model.Packet`; the tracer names the rule that
-decided it, with its counters. Everything here degrades to "no rule known" when the
-firewall part or the rule sets are missing, never to an exception.
+becomes a :class:`~auditor.firewall.model.Packet` (the firewall's own type); the
+tracer names the rule that decided it, with its counters. A log line whose
+addresses make no packet gives no trace ("no rule known"), never an exception.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.firewall import trace as trace_packet
+from auditor.firewall.model import Packet, PacketError, RuleRef, Ruleset
 from auditor.models import Event
 
 LOOPBACK = {4: "127.0.0.1", 6: "::1"}
@@ -22,15 +24,18 @@ LOOPBACK = {4: "127.0.0.1", 6: "::1"}
 class Traced:
     """The rule that decided a packet, and how sure the trace is."""
 
-    rule: Any  # auditor.firewall.model.RuleRef
+    rule: RuleRef
     verdict: str
     reject_with: str | None
     condition: str | None  # the conditional (connlimit, rate) that made it decide, if any
     certain: bool
     packet: str  # short description of the traced packet
+    # When ``rule`` is a conditional jump (a rate or connection limit sending packets to a
+    # chain that logs and rejects them): the rule of that chain that rejects or drops.
+    leads_to: RuleRef | None = None
 
 
-def packet_from_event(event: Event, ct_state: str | None = None) -> Any | None:
+def packet_from_event(event: Event, ct_state: str | None = None) -> Packet | None:
     """A Packet for a logged netfilter event, or None when it lacks addresses.
 
     The log does not say the conntrack state: a SYN is taken as new, anything else as
@@ -63,71 +68,90 @@ def packet_from_event(event: Event, ct_state: str | None = None) -> Any | None:
 
 def packet_from_query(
     port: int, client: str | None, local: str | None = None, state: str | None = None
-) -> Any | None:
+) -> Packet | None:
     family = 6 if client and ":" in client else 4
     src = client or ("192.0.2.1" if family == 4 else "2001:db8::1")
     return _build(src=src, dst=local or LOOPBACK[family], proto="tcp", dport=port, ct_state=state)
 
 
-def _build(**kw: Any) -> Any | None:
-    try:
-        from auditor.firewall.model import Packet, PacketError
-    except ImportError:
-        return None
+def _build(**kw: Any) -> Packet | None:
     try:
         return Packet.build(**kw)
-    except (PacketError, ValueError):
+    except (PacketError, ValueError):  # a logged address or port the kernel would not send
         return None
 
 
-def trace(rulesets: Sequence[Any], packet: Any) -> Traced | None:
+def trace(rulesets: Sequence[Ruleset], packet: Packet | None) -> Traced | None:
     """Trace ``packet``; a Traced when a rule (or a conditional rule) rejects or drops it."""
     if not rulesets or packet is None:
         return None
-    try:
-        import auditor.firewall as firewall
-    except ImportError:
-        return None
-    fn = getattr(firewall, "trace", None)
-    if fn is not None and not callable(fn):
-        fn = getattr(fn, "trace", None)
-    if fn is None:
-        return None
-    try:
-        result = fn(list(rulesets), packet)
-    except Exception:  # the tracer owns its tests; a failure here means "rule unknown"
-        return None
+    result = trace_packet(list(rulesets), packet)
     desc = _describe(packet)
-    rule = getattr(result, "rule", None)
-    verdict = str(getattr(result, "verdict", ""))
-    if rule is not None and verdict in ("reject", "drop"):
+    if result.rule is not None and result.verdict in ("reject", "drop"):
         return Traced(
-            rule,
-            verdict,
-            getattr(result, "reject_with", None),
-            None,
-            bool(getattr(result, "certain", True)),
-            desc,
+            result.rule, result.verdict, result.reject_with, None, result.certain, desc
         )
-    # Allowed as things stand, but a conditional rule (connlimit, rate) would reject it.
-    for cond in getattr(result, "conditional", ()) or ():
-        crule = getattr(cond, "rule", None)
-        cverdict = str(getattr(cond, "verdict", None) or getattr(crule, "target", "") or "")
-        cverdict = (cverdict.split() or [""])[0].lower()  # "reject with tcp reset" -> "reject"
-        if crule is not None and cverdict in ("reject", "drop"):
+    # Allowed as things stand, but a conditional rule (connlimit, rate) would reject it,
+    # itself or through the chain it jumps to.
+    for cond in result.conditional:
+        words = str(cond.verdict or cond.rule.target or "").split()
+        cverdict = (words or [""])[0].lower()  # "reject with tcp reset" -> "reject"
+        if cverdict in ("reject", "drop"):
             return Traced(
-                crule,
-                cverdict,
-                getattr(crule, "reject_with", None),
-                str(getattr(cond, "condition", "")),
-                False,
-                desc,
+                cond.rule, cverdict, cond.rule.reject_with, cond.condition, False, desc
+            )
+        chain = words[1] if cverdict in ("jump", "goto") and len(words) > 1 else cond.rule.target
+        end = _terminal_in(rulesets, cond.rule, chain or "")
+        if end is not None and end.target in ("reject", "drop"):
+            return Traced(
+                cond.rule, end.target, end.reject_with, cond.condition, False, desc, end
             )
     return None
 
 
-def _describe(packet: Any) -> str:
-    flags = ",".join(sorted(getattr(packet, "tcp_flags", ()) or ()))
+MAX_CHAIN_DEPTH = 8
+
+
+def _terminal_in(
+    rulesets: Sequence[Ruleset], gate: RuleRef, chain: str, depth: int = 0
+) -> RuleRef | None:
+    """The first rule that ends a packet's walk in user chain ``chain`` (jumped to by ``gate``):
+    a reject, drop or accept, following further unconditional jumps a few levels deep."""
+    if not chain or depth >= MAX_CHAIN_DEPTH:
+        return None
+    for ruleset in rulesets:
+        if ruleset.backend != gate.backend:
+            continue
+        for rule in ruleset.rules():
+            if (rule.family, rule.table) != (gate.family, gate.table):
+                continue
+            if rule.chain.lower() != chain.lower():
+                continue
+            if rule.target in ("reject", "drop", "accept"):
+                return rule
+            if rule.target in ("jump", "goto") or (
+                rule.target and rule.target not in _NON_TERMINAL and rule.target != chain.lower()
+            ):
+                nested = _jump_target(rule)
+                found = _terminal_in(rulesets, gate, nested, depth + 1) if nested else None
+                if found is not None:
+                    return found
+    return None
+
+
+_NON_TERMINAL = {"log", "nflog", "ulog", "mark", "connmark", "return", "counter", "notrack",
+                 "ct", "set", "meta", "audit", "trace", "snat", "dnat", "masquerade",
+                 "redirect", "continue"}
+_JUMP = re.compile(r"(?:-j|-g|\bjump|\bgoto)\s+([\w.-]+)")
+
+
+def _jump_target(rule: RuleRef) -> str | None:
+    m = _JUMP.search(rule.text)
+    return m.group(1) if m else None
+
+
+def _describe(packet: Packet) -> str:
+    flags = ",".join(sorted(packet.tcp_flags))
     return (
         f"{packet.proto} {packet.src}:{packet.sport or '*'} -> {packet.dst}:{packet.dport}"
         + (f" [{flags}]" if flags else "")
@@ -140,25 +164,21 @@ _INVALID = re.compile(
 )
 
 
-def all_rules(rulesets: Iterable[Any]) -> Iterator[Any]:
-    """Every rule of every ruleset (a ruleset that cannot list its rules is passed over)."""
-    for ruleset in rulesets or ():
-        try:
-            rules = list(ruleset.rules())
-        except Exception:
-            continue
-        yield from rules
+def all_rules(rulesets: Iterable[Ruleset]) -> Iterator[RuleRef]:
+    """Every rule of every ruleset."""
+    for ruleset in rulesets:
+        yield from ruleset.rules()
 
 
 _PREFIX = re.compile(r'prefix\s+(?:\\?"((?:[^"\\]|\\.)*)\\?"|(\S+))')
 
 
-def invalid_loggers(rulesets: Iterable[Any]) -> dict[str, Any]:
+def invalid_loggers(rulesets: Iterable[Ruleset]) -> dict[str, RuleRef]:
     """LOG/NFLOG rules on conntrack state INVALID, by the prefix they write (stripped).
 
     Built once per diagnosis: a logged packet whose prefix is here was INVALID to conntrack.
     """
-    out: dict[str, Any] = {}
+    out: dict[str, RuleRef] = {}
     for rule in all_rules(rulesets):
         if "prefix" not in rule.text or not _INVALID.search(rule.text):
             continue
@@ -168,19 +188,20 @@ def invalid_loggers(rulesets: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
-def reset_rules(rulesets: Iterable[Any]) -> list[Any]:
+def reset_rules(rulesets: Iterable[Ruleset]) -> list[RuleRef]:
     """Rules that reject or drop and have counted packets (candidates without logs)."""
     return [
-        r for r in all_rules(rulesets)
-        if getattr(r, "target", None) in ("reject", "drop") and (r.packets or 0) > 0
+        r for r in all_rules(rulesets) if r.target in ("reject", "drop") and (r.packets or 0) > 0
     ]
 
 
-def rule_key(rule: Any) -> tuple[Any, ...]:
+def rule_key(rule: RuleRef) -> tuple[Any, ...]:
     return (rule.backend, rule.family, rule.table, rule.chain, rule.position, rule.handle)
 
 
-def rule_doc(rule: Any, condition: str | None = None) -> dict[str, Any]:
+def rule_doc(
+    rule: RuleRef, condition: str | None = None, leads_to: RuleRef | None = None
+) -> dict[str, Any]:
     """The report's ``rule`` object."""
     doc: dict[str, Any] = {
         "backend": rule.backend,
@@ -204,10 +225,23 @@ def rule_doc(rule: Any, condition: str | None = None) -> dict[str, Any]:
     )
     if condition:
         doc["condition"] = condition
+    if leads_to is not None:
+        # the rule that answers the packets this conditional jump sends on
+        doc["leads_to"] = {
+            "chain": leads_to.chain,
+            "position": leads_to.position,
+            "handle": leads_to.handle,
+            "text": leads_to.text,
+            "target": leads_to.target,
+            "reject_with": leads_to.reject_with,
+            "packets": leads_to.packets,
+            "location": str(leads_to.location) if leads_to.location else None,
+        }
+        doc["reject_with"] = leads_to.reject_with
     return doc
 
 
-def rule_delete(rule: Any) -> str:
+def rule_delete(rule: RuleRef) -> str:
     """The command that deletes the rule (shown as an example, never run)."""
     if rule.backend == "nftables":
         return f"nft delete rule {rule.family} {rule.table} {rule.chain} handle {rule.handle}"
@@ -217,6 +251,6 @@ def rule_delete(rule: Any) -> str:
     return f"{tool} -t {rule.table} -D {rule.chain} {rule.position}"
 
 
-def rule_where(rule: Any) -> str:
+def rule_where(rule: RuleRef) -> str:
     where = f"#{rule.position}" if rule.position is not None else f"handle {rule.handle}"
     return f"{rule.backend} {rule.family} {rule.table} {rule.chain} {where}"

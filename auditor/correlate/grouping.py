@@ -31,6 +31,8 @@ PACKETS_PER_GROUP = 8
 CONTEXT_ONLY = frozenset(
     {
         "oom-kill",
+        "oom-constraint",
+        "nginx-limit-req-delay",
         "nginx-signal",
         "nginx-reload",
         "nginx-exit",
@@ -38,6 +40,14 @@ CONTEXT_ONLY = frozenset(
         "worker-exited",
         "firewall-accept",
         "firewall-audit",
+        # kernel trace (parsers/kernel_trace.py): resets received and packets dropped carry
+        # no reset of this host's own; they are context for the groups of resets it sent
+        "kernel-reset-received",
+        "kernel-drop-netfilter",
+        "kernel-drop-listen-overflow",
+        "kernel-drop-socket-backlog",
+        "kernel-drop-proto-mem",
+        "kernel-drop-other",
     }
 )
 # Kernel/host events that are failures themselves *and* context for other groups.
@@ -51,6 +61,7 @@ HOST_WIDE = frozenset(
         "file-max-reached",
         "worker-connections-exhausted",
         "fd-exhausted",
+        "kernel-reset-abort-on-memory",
     }
 )
 # Logged packets worth tracing. "firewall-log" (a LOG rule whose prefix names no verdict)

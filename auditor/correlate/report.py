@@ -71,6 +71,8 @@ class Report:
     sources: tuple[SourceInfo, ...] = ()
     query: Mapping[str, Any] = field(default_factory=dict)
     events: int = 0
+    input: str | None = None  # what was analysed: a path as given, or "live host"
+    gaps: tuple[str, ...] = ()  # evidence that could not be read, each with why
 
     def with_sources(self, sources: tuple[SourceInfo, ...]) -> Report:
         from dataclasses import replace
@@ -81,6 +83,8 @@ class Report:
         return {
             "schema": SCHEMA,
             "host": self.host,
+            "input": self.input,
+            "gaps": list(self.gaps),
             "window": {"start": _iso(self.start), "end": _iso(self.end)},
             "query": dict(self.query),
             "events": self.events,

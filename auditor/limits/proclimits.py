@@ -8,11 +8,12 @@ then comes from the path.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from auditor.bundle.hostread import nginx_pids as nginx_pids
+from auditor.bundle.hostread import process_text as artifact_text
 from auditor.limits._text import issue
 from auditor.models import Location, ParseIssue
 
@@ -97,53 +98,6 @@ def parse_text(text: str, origin: str) -> tuple[ProcessLimits | None, tuple[Pars
         location=Location(origin, nofile_line),
     )
     return proc, tuple(issues)
-
-
-def _read(path: str, limit: int = 1 << 20) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
-def artifact_text(pid: int, proc_root: str = "/proc") -> str | None:
-    """The bundle artifact for a live process, or None when it has gone or cannot be read."""
-    limits = _read(f"{proc_root}/{pid}/limits")
-    if limits is None:
-        return None
-    name = (_read(f"{proc_root}/{pid}/comm") or "").strip().replace(" ", "_")
-    cmdline = " ".join((_read(f"{proc_root}/{pid}/cmdline") or "").replace("\0", " ").split())[:500]
-    status = _read(f"{proc_root}/{pid}/status") or ""
-    ppid = re.search(r"^PPid:\s*(\d+)", status, re.M)
-    try:
-        fds = str(len(os.listdir(f"{proc_root}/{pid}/fd")))
-    except OSError:
-        fds = "?"
-    parent = ppid.group(1) if ppid else "?"
-    head = f"# auditor-proc pid={pid} name={name or '?'} ppid={parent} fds={fds}\n"
-    return f"{head}# cmdline: {cmdline}\n{limits}"
-
-
-def _netns(pid: int | str, proc_root: str) -> str | None:
-    try:
-        return os.readlink(f"{proc_root}/{pid}/ns/net")
-    except OSError:
-        return None
-
-
-def nginx_pids(proc_root: str = "/proc") -> list[int]:
-    """Pids of the nginx processes (master and workers) in this network namespace."""
-    mine = _netns("self", proc_root)
-    found = []
-    for entry in os.listdir(proc_root):
-        if (
-            entry.isdigit()
-            and (_read(f"{proc_root}/{entry}/comm") or "").strip() == "nginx"
-            and (mine is None or _netns(entry, proc_root) == mine)
-        ):
-            found.append(int(entry))
-    return sorted(found)
 
 
 def read_live(pids: Iterable[int], proc_root: str = "/proc") -> list[ProcessLimits]:

@@ -1,4 +1,4 @@
-"""Kernel tunables: live from ``/proc/sys`` or from saved ``sysctl -a`` output.
+"""Kernel tunables from ``sysctl -a`` output (bundles store it; collect reads it live).
 
 Names use the dotted form (``net.core.somaxconn``). Multi-number values such as
 ``tcp_mem`` stay strings; :meth:`SysctlSet.ints` splits them.
@@ -6,27 +6,14 @@ Names use the dotted form (``net.core.somaxconn``). Multi-number values such as
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from auditor.limits._text import issue
 from auditor.models import Location, ParseIssue
 
 PARSER = "sysctl"
-# Subtrees read live: the network stack, netfilter and file handles.
-LIVE_TREES = (
-    "net/core",
-    "net/ipv4",
-    "net/ipv6",
-    "net/netfilter",
-    "net/unix",
-    "fs",
-    "kernel/pid_max",
-)
-# Per-interface subdirectories whose names are not tunables users look for.
-_SKIP_DIRS = re.compile(r"^net/ipv[46]/(conf|neigh)/(?!all$|default$)[^/]+$")
 _LINE = re.compile(r"^\s*([A-Za-z0-9_.\-/*]+)\s*=\s?(.*?)\s*$")
 # "sysctl: permission denied on key 'fs.protected_hardlinks'" and similar notes.
 _NOTE = re.compile(r"^sysctl: ")
@@ -118,38 +105,3 @@ def parse_text(text: str, origin: str) -> SysctlSet:
         values[name] = " ".join(m.group(2).split())
         locations[name] = Location(origin, n)
     return SysctlSet(values, locations, tuple(issues))
-
-
-def read_live(root: str = "/proc/sys", trees: Iterable[str] = LIVE_TREES) -> SysctlSet:
-    """The tunables under ``trees`` of ``root``; unreadable ones (write-only, EPERM) are skipped."""
-    values: dict[str, str] = {}
-    locations: dict[str, Location] = {}
-    for tree in trees:
-        base = os.path.join(root, tree)
-        if os.path.isfile(base):
-            _read_one(root, base, values, locations)
-            continue
-        for dirpath, dirnames, filenames in os.walk(base):
-            rel_dir = os.path.relpath(dirpath, root)
-            dirnames[:] = sorted(
-                d for d in dirnames if not _SKIP_DIRS.match(f"{rel_dir}/{d}".replace(os.sep, "/"))
-            )
-            for name in sorted(filenames):
-                _read_one(root, os.path.join(dirpath, name), values, locations)
-    return SysctlSet(values, locations)
-
-
-def _read_one(root: str, path: str, values: dict[str, str], locations: dict[str, Location]) -> None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            raw = fh.read(65536)
-    except OSError:
-        return
-    name = os.path.relpath(path, root).replace(os.sep, ".")
-    values[name] = " ".join(raw.split())
-    locations[name] = Location(path)
-
-
-def format_text(sysctls: SysctlSet) -> str:
-    """The set as ``sysctl -a`` text (what bundles store)."""
-    return "".join(f"{k} = {v}\n" for k, v in sorted(sysctls.values.items()))

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor.nginx.model import COMBINED
+
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 _LIST = r"(?:-|[^\s,]+(?:(?:, | : )[^\s,]+)*)"
 _NUM = r"(?:-|\d+)"
@@ -54,6 +56,12 @@ STATUS_ACTIONS = {
     503: "http-service-unavailable",
     504: "http-gateway-timeout",
 }
+
+
+#: nginx's predefined ``combined``, and ``main``: the format of the nginx.org packages'
+#: and the official Docker image's nginx.conf (``combined`` plus the X-Forwarded-For header).
+MAIN = COMBINED + ' "$http_x_forwarded_for"'
+STOCK_FORMATS = {"combined": COMBINED, "main": MAIN}
 
 
 class LogFormatError(ValueError):
@@ -163,6 +171,19 @@ def compile_format(fmt: str, escape: str = "default") -> CompiledFormat:
         raise LogFormatError(f"cannot compile: {exc}") from None
     json_keys = _json_keys(fmt)
     return CompiledFormat(fmt, escape, tuple(names), regex, json_keys, _needles(parts))
+
+
+def format_option(text: str, escape: str = "default") -> CompiledFormat:
+    """What ``--log-format`` gives: a stock name (``combined``, ``main``), or a format string
+    (quotes around it and a leading ``escape=json`` understood, as in nginx.conf)."""
+    text = text.strip()
+    stock = STOCK_FORMATS.get(text)
+    if stock is not None:
+        return compile_format(stock)
+    if text.startswith("escape="):
+        head, _, text = text.partition(" ")
+        escape = head.split("=", 1)[1]
+    return compile_format(text.strip().strip("'"), escape)
 
 
 def _json_keys(fmt: str) -> dict[str, str]:

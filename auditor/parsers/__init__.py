@@ -13,7 +13,7 @@ from functools import cache
 
 from auditor.parsers.base import LineParser
 
-_NOT_PARSERS = {"base"}
+_NOT_PARSERS = {"base", "census"}
 
 
 @cache
@@ -35,6 +35,10 @@ def registry() -> dict[str, type[LineParser]]:
     return dict(sorted(found.items()))
 
 
+#: How a file of no recognised kind is read: line by line, each to the parser that reads it.
+FALLBACK = "mixed"
+
+
 def detect(head: Sequence[str]) -> type[LineParser] | None:
     """The parser most sure of ``head``, or None when none is at least 30% sure."""
     best: tuple[float, type[LineParser] | None] = (0.3, None)
@@ -43,3 +47,23 @@ def detect(head: Sequence[str]) -> type[LineParser] | None:
         if score > best[0]:
             best = (score, cls)
     return best[1]
+
+
+def why_unrecognised(head: Sequence[str]) -> str:
+    """Why :func:`detect` found no kind for a file starting with ``head``, and what to do."""
+    from auditor.parsers.nginx_access import looks_like_access
+    from auditor.parsers.nginx_error import looks_like_error
+    from auditor.parsers.syslog_frame import sniff_framing
+
+    lines = [line for line in head if line.strip()]
+    if not lines:
+        return "its first lines are empty"
+    framed, _ = sniff_framing(lines)
+    errors = sum(1 for line in lines if looks_like_error(line))
+    access = sum(1 for line in lines if looks_like_access(line))
+    return (
+        f"of its first {len(lines)} lines, {framed} fit a syslog/journal/dmesg framing, "
+        f"{errors} are nginx error lines and {access} nginx access lines (combined, main or "
+        "JSON): too few for any kind; force one with --type KIND, or give an access log's "
+        "format with --log-format or --nginx-config"
+    )

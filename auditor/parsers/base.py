@@ -10,7 +10,7 @@ or raises :class:`LineError` for a line it cannot understand.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar
@@ -32,7 +32,8 @@ class ParseContext:
     # Boot time, to turn dmesg's seconds-since-boot into instants.
     boot_time: datetime | None = None
     host_name: str | None = None
-    # Parser options, e.g. {"log_format": "..."} for nginx access logs.
+    # Parser options, e.g. {"log_format": "..."} for nginx access logs (the caller
+    # resolves them: parsers open no file).
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,3 +59,7 @@ class LineParser(ABC):
     @abstractmethod
     def parse(self, line: str, location: Location) -> Event | None:
         """One line -> an Event, None (irrelevant), or LineError (not understood)."""
+
+    def routes(self) -> Mapping[str, int]:
+        """Lines handed on, per kind, by a parser that routes lines to others (else empty)."""
+        return {}

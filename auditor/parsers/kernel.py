@@ -14,7 +14,13 @@ Each kind is one ``event.action``:
 * ``TCP: out of memory -- consider tuning tcp_mem`` -> ``tcp-memory-pressure``;
 * ``VFS: file-max limit N reached`` -> ``file-max-reached`` (``auditor.limit``);
 * ``Out of memory: Killed process``, ``Memory cgroup out of memory: Killed process``
-  and ``oom-kill:constraint=...`` -> ``oom-kill`` (``process.pid``/``process.name``).
+  (also the 2.6.32 shape ``Killed process 1234, UID 48, (httpd) total-vm:...``, and
+  names holding ``)``) -> ``oom-kill`` (``process.pid``/``process.name``), one per kill;
+  the ``oom-kill:constraint=...`` summary that newer kernels write just before it ->
+  ``oom-constraint`` (context), whose cgroup details the kill line of the same pid takes.
+
+A line with a relevant marker that yields no event (``Killed process`` not read, a
+``SRC=`` packet log without ``IN=``) is not understood (LineError), never dropped.
 
 Everything else returns None, cheaply: the scanner only offers lines holding a
 needle, and a line without one (``--every-line``) is only checked for its framing.
@@ -42,6 +48,7 @@ KERNEL_ACTIONS = (
     "tcp-memory-pressure",
     "file-max-reached",
     "oom-kill",
+    "oom-constraint",
 )
 
 _CT_FULL = re.compile(
@@ -54,9 +61,12 @@ _SYN = re.compile(
 _ORPHAN = re.compile(r"too many (?:of )?orphaned sockets")
 _TCP_MEM = re.compile(r"out of memory -- consider tuning tcp_mem")
 _FILE_MAX = re.compile(r"VFS: file-max limit (\d{1,20}) reached")
+# The name is the task's comm (at most 15 bytes, any of them ")" or a space): it ends at
+# the ")" that " total-vm:" (" vsz:" on some 2.6 kernels), a comma or the end follows.
 _KILLED = re.compile(
     r"(?:(Memory cgroup out of memory|Out of memory(?: \([^)]*\))?): )?"
-    r"Killed process (\d{1,10}) \(([^)]*)\)(.*)"
+    r"Killed process (\d{1,10})(?:, UID (\d{1,10}),)? \((.{0,64}?)\)"
+    r"(?= total-vm:| vsz:|,|\.?\s*\Z)(.*)"
 )
 _KB = re.compile(r"([a-z-]+):(\d+)kB")
 _OOM_KILL = re.compile(r"oom-kill:(.*)")
@@ -71,7 +81,9 @@ _KIND: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str | None]] = {
     "tcp-memory-pressure": ("kernel.tcp", ("network",), ("error",), "failure"),
     "file-max-reached": ("kernel.vfs", ("host",), ("error",), "failure"),
     "oom-kill": ("kernel.oom", ("process",), ("end",), None),
+    "oom-constraint": ("kernel.oom", ("process",), ("info",), None),
 }
+_CONSTRAINT_KEYS = ("constraint", "oom_memcg", "cgroup", "cpuset")
 _LOG_TAGS = (None, "kernel", "ulogd", "ulogd2")
 # The commonest relevant line, an IPv4 TCP/UDP packet log from the kernel in RFC 3164
 # framing, in one match: the framing of Framer._rfc3164_tagged with the tag fixed to
@@ -145,6 +157,8 @@ class KernelParser(LineParser):
         self._time_text = ""
         self._time_day = (0, 0, 0)
         self._time_ts = datetime.min
+        # (pid, details) of the latest oom-kill: summary, for the kill line that follows it.
+        self._constraint: tuple[int, dict[str, Any]] | None = None
 
     @classmethod
     def sniff(cls, head: Sequence[str]) -> float:
@@ -315,36 +329,42 @@ class KernelParser(LineParser):
                 extra["limit"] = int(fm.group(1))
         elif "Killed process" in msg:
             k = _KILLED.search(msg)
-            if k is not None:
-                action = "oom-kill"
-                scope, pid_text, pname, tail = k.groups()
-                pid = int(pid_text)
-                extra["oom_report"] = "kill"
-                if scope and scope.startswith("Memory cgroup"):
-                    extra["cgroup_oom"] = True
-                for key, value in _KB.findall(tail):
-                    extra[key.replace("-", "_") + "_kb"] = int(value)
-                uid = re.search(r"UID:(\d+)", tail)
-                if uid:
-                    extra["uid"] = int(uid.group(1))
-                adj = re.search(r"oom_score_adj:(-?\d+)", tail)
-                if adj:
-                    extra["oom_score_adj"] = int(adj.group(1))
+            if k is None:
+                raise LineError("'Killed process' line not understood")
+            action = "oom-kill"
+            scope, pid_text, old_uid, pname, tail = k.groups()
+            pid = int(pid_text)
+            if scope and scope.startswith("Memory cgroup"):
+                extra["cgroup_oom"] = True
+            for key, value in _KB.findall(tail):
+                extra[key.replace("-", "_") + "_kb"] = int(value)
+            uid = re.search(r"UID:(\d+)", tail)
+            if uid or old_uid:
+                extra["uid"] = int(uid.group(1) if uid else old_uid)
+            adj = re.search(r"oom_score_adj:(-?\d+)", tail)
+            if adj:
+                extra["oom_score_adj"] = int(adj.group(1))
+            seen = self._constraint
+            if seen is not None and seen[0] == pid:  # the summary of this very kill
+                extra.update(seen[1])
+            self._constraint = None
         elif "oom-kill:" in msg:
             o = _OOM_KILL.search(msg)
             fields = _oom_fields(o.group(1)) if o else {}
             if "pid" in fields and fields["pid"].isdigit() and len(fields["pid"]) < 11:
-                action = "oom-kill"
+                action = "oom-constraint"
                 pid, pname = int(fields["pid"]), fields.get("task")
-                extra["oom_report"] = "constraint"
                 for key in ("constraint", "oom_memcg", "task_memcg", "cpuset"):
                     if fields.get(key):
                         extra["cgroup" if key == "task_memcg" else key] = fields[key]
                 if fields.get("uid", "").isdigit():
                     extra["uid"] = int(fields["uid"])
+                self._constraint = (pid, {k: extra[k] for k in _CONSTRAINT_KEYS if k in extra})
             else:
                 raise LineError("oom-kill line without pid")
         if action is None:
+            if "SRC=" in msg and " DST=" in msg:
+                raise LineError("packet log without IN= and OUT=")
             return None
         dataset, category, types, outcome = _KIND[action]
         return _kernel_event(

@@ -1,10 +1,11 @@
-"""nginx access log: ``combined`` or any ``log_format`` (text or JSON), statuses that matter.
+"""nginx access log: ``combined``, ``main`` or any ``log_format`` (text or JSON).
 
-The format comes from ``ctx.options``: ``log_format`` (a string; a leading
-``escape=json`` is understood), or ``nginx_config`` (nginx.conf or ``nginx -T``
-output) with an optional ``log_format_name``; without a name, the format of the
-config's ``access_log`` for this file's path is used. Without options: ``combined``,
-and JSON lines are read by their usual key names.
+The format comes from ``ctx.options["log_format"]``: a stock name (``combined``,
+``main``) or a format string (a leading ``escape=json`` is understood;
+``log_format_escape`` may say it too). The caller resolves it, e.g. from an
+nginx configuration (:mod:`auditor.nginx.access_format`): this parser opens no
+file. Without the option a line is read as ``main`` (the nginx.org packages' and
+the Docker image's default), ``combined``, or JSON by its usual key names.
 
 Only the statuses that bear on resets become events (444, 499, 502, 503, 504);
 other well-formed lines give None, and a line that does not fit the format is
@@ -14,88 +15,62 @@ not understood (LineError).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from auditor.models import Event, Location
 from auditor.nginx.logformat import (
+    MAIN,
     STATUS_ACTIONS,
     CompiledFormat,
     LogFormatError,
     compile_format,
+    format_option,
     generic_json_keys,
 )
-from auditor.nginx.model import COMBINED, NginxConfigError
+from auditor.nginx.model import COMBINED
 from auditor.parsers.base import LineError, LineParser, ParseContext
 from auditor.parsers.nginx_error import host_port, split_request
 from auditor.sources.files import SourceError
 from auditor.timeutil import MONTHS
 
-if TYPE_CHECKING:
-    from auditor.nginx.config import NginxConfig
-
 _COMBINED = compile_format(COMBINED)
+_MAIN = compile_format(MAIN)
 _GENERIC_JSON = CompiledFormat(
     "(json)", "json", (), _COMBINED.regex, generic_json_keys(), ()
 )
+#: The formats tried, in order, when none is given (``main`` first: it is the longer).
+DEFAULT_FORMATS = (_MAIN, _COMBINED, _GENERIC_JSON)
 # Without a format, JSON lines are only found by their status key (every JSON line is offered).
 _JSON_NEEDLES = (b'"status"',)
 _LISTS = ("upstream_addr", "upstream_status", "upstream_response_time", "upstream_connect_time")
 
 
-@lru_cache(maxsize=8)
-def _config(path: str, mtime_ns: int, size: int) -> NginxConfig:
-    # Imported here: the config grammar (pyparsing) costs a tenth of a second to
-    # load, and most scans never read a config.
-    from auditor.nginx.config import load
-
-    return load(path)
-
-
-def config_for(path: str) -> NginxConfig:
-    """A parsed nginx config, cached while the file is unchanged."""
+def format_for(options: dict[str, Any]) -> CompiledFormat | None:
+    """The compiled ``log_format`` option; None = the defaults."""
+    fmt = options.get("log_format")
+    if not fmt:
+        return None
     try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise SourceError(f"nginx config {path}: {exc.strerror or exc}") from None
-    try:
-        return _config(path, st.st_mtime_ns, st.st_size)
-    except NginxConfigError as exc:
-        raise SourceError(f"nginx config: {exc}") from None
-
-
-def format_for(options: dict[str, Any], log_path: str) -> CompiledFormat | None:
-    """The compiled format the options name for ``log_path``; None = combined or any JSON."""
-    try:
-        fmt = options.get("log_format")
-        if fmt:
-            text, escape = str(fmt), str(options.get("log_format_escape", "default"))
-            if text.startswith("escape="):
-                head, _, text = text.partition(" ")
-                escape = head.split("=", 1)[1]
-            return compile_format(text.strip().strip("'"), escape)
-        conf = options.get("nginx_config")
-        if not conf:
-            return None
-        cfg = config_for(str(conf))
-        name = options.get("log_format_name")
-        if name:
-            lf = cfg.log_formats.get(str(name))
-            if lf is None:
-                raise SourceError(f"nginx config {conf}: no log_format named {name!r}")
-        else:
-            lf = cfg.access_log_format(log_path)
-            if lf is None:
-                used = {a.format_name for a in cfg.access_logs}
-                lf = cfg.log_formats.get(used.pop()) if len(used) == 1 else None
-            if lf is None:
-                return None
-        return compile_format(lf.format, lf.escape)
+        return format_option(str(fmt), str(options.get("log_format_escape", "default")))
     except LogFormatError as exc:
         raise SourceError(f"log_format: {exc}") from None
+
+
+def looks_like_access(line: str) -> bool:
+    """Whether ``line`` is an access-log line in one of the default formats."""
+    if line.startswith("{"):
+        if '"status"' not in line or "MESSAGE" in line:
+            return False
+        try:
+            doc = json.loads(line)
+        except (ValueError, RecursionError):
+            return False
+        return isinstance(doc, dict) and "status" in doc and bool(
+            {"request", "remote_addr", "uri", "request_uri"} & set(doc)
+        )
+    return _COMBINED.regex.match(line) is not None or _MAIN.regex.match(line) is not None
 
 
 def _time_local(text: str) -> datetime:
@@ -127,10 +102,10 @@ class NginxAccessParser(LineParser):
 
     def __init__(self, ctx: ParseContext, path: str = "-") -> None:
         super().__init__(ctx, path)
-        compiled = format_for(ctx.options, path)
+        compiled = format_for(ctx.options)
         self.formats: tuple[CompiledFormat, ...]
         if compiled is None:
-            self.formats = (_COMBINED, _GENERIC_JSON)
+            self.formats = DEFAULT_FORMATS
             self.needles = (*_COMBINED.needles, *_JSON_NEEDLES)
         else:
             self.formats = (compiled,)
@@ -141,20 +116,7 @@ class NginxAccessParser(LineParser):
         lines = [line for line in head if line.strip()]
         if not lines:
             return 0.0
-        hits = 0
-        for line in lines:
-            if _COMBINED.regex.match(line):
-                hits += 1
-            elif line.startswith("{") and '"status"' in line and "MESSAGE" not in line:
-                try:
-                    doc = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(doc, dict) and "status" in doc and (
-                    {"request", "remote_addr", "uri", "request_uri"} & set(doc)
-                ):
-                    hits += 1
-        return 0.9 * hits / len(lines)
+        return 0.9 * sum(1 for line in lines if looks_like_access(line)) / len(lines)
 
     def parse(self, line: str, location: Location) -> Event | None:
         values = None

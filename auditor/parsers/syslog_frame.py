@@ -18,7 +18,11 @@ Recognised per line, by its first character (cheap), so mixed files work:
   plus the seconds since boot, and ``relative`` is True (``event.time_relative``).
 * ``dmesg -T`` ``[Mon Nov 24 10:00:01 2026] msg`` (zone ``ctx.timezone``) and
   ``dmesg --time-format iso`` ``2026-11-24T10:00:01,123456+01:00 msg`` (told
-  apart from rsyslog ISO by the comma before the fraction, as dmesg writes it).
+  apart from rsyslog ISO by the comma before a six-digit fraction and the offset,
+  as dmesg writes it; other ``,`` fractions, ``2026-11-24 10:00:01,123 host tag:``,
+  are syslog lines with a host).
+* OpenWrt ``logread``, busybox ``facility.level`` after the host, and Proxmox's
+  ``pve-firewall.log``: see :mod:`auditor.parsers.syslog_shapes`.
 
 :func:`frame` raises :class:`~auditor.parsers.base.LineError` for a line that
 fits none of these; it returns None for journal separators (``-- Boot ... --``).
@@ -35,6 +39,7 @@ from typing import Any
 
 from auditor.fastinit import slot_init
 from auditor.parsers.base import LineError, ParseContext
+from auditor.parsers.syslog_shapes import Shape, facility_level, logread, pve_firewall
 from auditor.timeutil import MONTHS, YearInference
 
 #: Stand-in boot instant for dmesg lines when the boot time is unknown.
@@ -69,9 +74,13 @@ _ISO = re.compile(
     r"(?:<(\d{1,3})>)?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d([.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) ?(.*)",
     re.S,
 )
+# SD-ELEMENTs: [id name="value"...], a value quoted (a "]" inside it, escaped or not, is kept).
 _RFC5424 = re.compile(
-    r"<(\d{1,3})>\d{1,2} (\S+) (\S+) (\S+) (\S+) \S+ (-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(.*)", re.S
+    r"<(\d{1,3})>\d{1,2} (\S+) (\S+) (\S+) (\S+) \S+ "
+    r'(-|(?:\[[^\s\]=]+(?: +[^\s\]=]+="(?:[^"\\]|\\.)*")* *\])+) ?(.*)',
+    re.S,
 )
+_DMESG_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{6}[+-]\d\d:?\d\d\Z")
 # The common RFC 3164 shape (no PRI, no fraction, a host, a tag) in one match.
 _RFC3164_TAGGED = re.compile(
     r"(([A-Z][a-z]{2}) ([ \d]?\d)) (\d\d):(\d\d):(\d\d) +(\S*[^\s:]) "
@@ -172,6 +181,9 @@ class Framer:
     ) -> Frame:
         if host.endswith(":"):  # no host name: "Nov 24 10:00:01 kernel: msg"
             rest, host = f"{host} {rest}", ""
+        if rest[:1].islower() and "." in rest[:20]:  # busybox: "kern.warn kernel: msg"
+            named, rest = facility_level(rest)
+            level = named or level
         program, pid, message = split_tag(rest)
         extra: dict[str, Any] = {}
         if program == "kernel":
@@ -201,7 +213,7 @@ class Framer:
     def _rfc3164(self, line: str) -> Frame:
         m = _RFC3164.match(line)
         if m is None:
-            raise LineError("unrecognised syslog framing")
+            return self._shape(line, "logread")
         pri, mon, day, hh, mm, ss, frac, host, rest = m.groups()
         month = MONTHS.get(mon)
         if month is None:
@@ -221,10 +233,10 @@ class Framer:
     def _iso_line(self, line: str) -> Frame:
         m = _ISO.match(line)
         if m is None:
-            raise LineError("unrecognised syslog framing")
+            return self._shape(line, "pve-firewall")
         pri, stamp, frac, rest = m.groups()
-        ts = _iso(stamp, self.tz)
-        if frac and frac[0] == ",":  # dmesg --time-format iso: no host, no tag
+        ts = _iso(stamp.replace(",", "."), self.tz)
+        if frac and _DMESG_ISO.match(stamp):  # dmesg --time-format iso: no host, no tag
             return Frame(ts, rest, rest, None, "kernel", None, _level(pri), fmt="dmesg-iso")
         host, _, after = rest.partition(" ")
         if not host:
@@ -247,6 +259,21 @@ class Framer:
         host_name = None if host == "-" else host
         level = _level(pri)
         return Frame(ts, msg, rest, host_name, program, pid, level, fmt="rfc5424", extra=extra)
+
+    def _shape(self, line: str, kind: str) -> Frame:
+        """An OpenWrt ``logread`` or a ``pve-firewall.log`` line, or LineError."""
+        try:
+            shape: Shape | None = (
+                logread(line, self.tz) if kind == "logread" else pve_firewall(line)
+            )
+        except ValueError:
+            raise LineError(f"bad {kind} timestamp") from None
+        if shape is None:
+            raise LineError("unrecognised syslog framing")
+        if kind == "pve-firewall":  # no tag: the verdict and the packet follow the stamp
+            return Frame(shape.timestamp, shape.rest, shape.rest, None, None, None, shape.level,
+                         fmt=kind, extra=dict(shape.fields))
+        return self._with_host(shape.timestamp, "", shape.rest, kind, shape.level)
 
     # -- dmesg -------------------------------------------------------------------
     def _dmesg(self, line: str) -> Frame:

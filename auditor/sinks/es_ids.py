@@ -54,8 +54,14 @@ def finding_scope(finding: Finding) -> str:
     limit: Mapping[str, Any] | None = finding.limit
     if limit and limit.get("scope"):
         return f"limit:{limit.get('name', '')}@{limit['scope']}"
-    if finding.rule and (finding.rule.get("id") or finding.rule.get("name")):
-        return f"rule:{finding.rule.get('id') or finding.rule.get('name')}"
+    rule = finding.rule
+    if rule and (rule.get("chain") or rule.get("id") or rule.get("name")):
+        # the rule's place, whatever showed it (a logged packet or its counters)
+        where = rule.get("position") if rule.get("position") is not None else rule.get("handle")
+        name = rule.get("id") or rule.get("name") or "/".join(
+            str(rule.get(k) or "") for k in ("backend", "family", "table", "chain")
+        ) + f"#{where}"
+        return f"rule:{name}"
     if finding.ports:
         return "ports:" + ",".join(str(p) for p in sorted(finding.ports))
     return f"side:{finding.side or '-'}"

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditor.sources.state import write_atomic
+from auditor.sources.checkpoint import write_atomic
 
 NEVER_DROPPED = frozenset({"findings"})
 SEGMENT_FRACTION = 8  # a segment holds at most 1/8 of the limit, so drops are fine-grained

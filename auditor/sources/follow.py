@@ -2,7 +2,7 @@
 
 For one configured log (its live path) the candidates are the live file and its
 rotated siblings next to it (``x.log.1``, ``x.log.2.gz``, ``x.log-20261124``...).
-Each candidate is paired with a saved entry (see :mod:`auditor.sources.state`) when
+Each candidate is paired with a saved entry (see :mod:`auditor.sources.checkpoint`) when
 its first bytes match the entry's head fingerprint and its content can continue the
 entry: an uncompressed file must be at least as long as the offset and hold the same
 bytes just before it (a copy-truncated, then regrown file does not). When several
@@ -25,9 +25,7 @@ from pathlib import Path
 
 from auditor.models import Event
 from auditor.parsers.base import LineParser
-from auditor.sources.files import DECOMPRESS_ERRORS, SourceError
-from auditor.sources.scan import ScanStats, scan
-from auditor.sources.state import (
+from auditor.sources.checkpoint import (
     TAIL_BYTES,
     AuditState,
     FileState,
@@ -36,6 +34,8 @@ from auditor.sources.state import (
     new_identity,
     tail_print,
 )
+from auditor.sources.files import DECOMPRESS_ERRORS, SourceError
+from auditor.sources.scan import ScanStats, scan
 
 _COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
 SETTLED_SECONDS = 60.0  # a rotated, uncompressed file unchanged this long is complete

@@ -52,6 +52,7 @@ def make_events(specs: list[dict[str, Any]], path: str = "case.log") -> list[Eve
                 extra["tcp_flags"] = spec["flags"].split(",")
             if "cgroup" in spec:
                 extra["cgroup"] = spec["cgroup"]
+            extra.update(spec.get("extra", {}))
             for key in ("zone", "excess"):
                 if key in spec:
                     extra[key] = spec[key] if key == "zone" else float(spec[key]) + i / 10

@@ -23,7 +23,7 @@ import pytest
 from auditor.commands._audit_job import AuditReport, run_audit
 from auditor.config import load_config
 from auditor.sinks.spool import Doc, Spool
-from auditor.sources.state import load_state
+from auditor.sources.checkpoint import load_checkpoint
 from tests.es.conftest import Backend, reject_line, write_lines
 
 pytestmark = pytest.mark.es
@@ -158,7 +158,7 @@ def test_sigkill_mid_run_then_rerun(backend: Backend, tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     partial = backend.ports()
     assert 0 < len(partial) < 500
-    state = load_state(tmp_path / "state.json")
+    state = load_checkpoint(tmp_path / "state.json")
     assert state is not None and not state.files  # nothing committed before the crash
     rep = audit(cfg)
     assert rep.ok, rep.problems

@@ -18,8 +18,14 @@ from auditor.sinks.es_docs import DocBuilder, Window, finding_doc
 from auditor.sinks.es_ids import event_id, finding_id
 from auditor.sinks.es_json import event_json
 from auditor.sinks.es_templates import StreamNames, validate_namespace
+from auditor.sources.checkpoint import (
+    AuditState,
+    FileState,
+    file_identity,
+    load_checkpoint,
+    save_checkpoint,
+)
 from auditor.sources.scan import ScanStats, scan
-from auditor.sources.state import AuditState, FileState, file_identity, load_state, save_state
 from tests.es.conftest import write_lines
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -141,12 +147,12 @@ def test_state_atomic_roundtrip_and_identity(tmp_path: Path) -> None:
     state = AuditState(host="h", watermark=T0, counters={"TcpExt.x": 3}, ruleset="abc")
     state.files[ident] = FileState(ident, str(log), "kern").advanced(str(log), 18, 2, st, False)
     path = tmp_path / "state" / "state.json"
-    save_state(path, state)
-    assert load_state(path) == state
+    save_checkpoint(path, state)
+    assert load_checkpoint(path) == state
     assert not [p for p in path.parent.iterdir() if p.name != "state.json"]  # no temp left
     path.write_text("{broken")
     with pytest.raises(OSError, match="damaged"):
-        load_state(path)
+        load_checkpoint(path)
 
 
 @pytest.mark.parametrize("compressed", [False, True])

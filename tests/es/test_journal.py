@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from auditor.config import load_config
-from auditor.sources.state import load_state
+from auditor.sources.checkpoint import load_checkpoint
 from tests.es.conftest import Backend
 from tests.es.test_audit_es import assert_exactly, audit
 
@@ -58,7 +58,7 @@ def test_journald_by_cursor(backend: Backend, tmp_path: Path) -> None:
     rep = audit(cfg)
     assert rep.ok, rep.problems
     assert rep.events == 25
-    state = load_state(tmp_path / "state.json")
+    state = load_checkpoint(tmp_path / "state.json")
     last = subprocess.run(["journalctl", "--directory", str(jdir), "-o", "json", "-n", "1", "-q"],
                           capture_output=True, text=True, check=True).stdout
     assert state is not None and state.journald_cursor == json.loads(last)["__CURSOR"]

@@ -43,5 +43,5 @@ def test_ruleset_change_changes_fingerprint() -> None:
         assert after != before
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
-    body = snapshot_body(HostSnapshot(ruleset_fingerprint=after), {}, before, {}, 0, 0)
+    body = snapshot_body(HostSnapshot(ruleset_fingerprint=after), before, {}, 0, 0)
     assert body["ruleset"] == {"fingerprint": after, "previous": before, "changed": True}

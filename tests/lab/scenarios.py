@@ -178,7 +178,7 @@ def scenario(name: str, title: str, expect: Expect, host: str, kernel_style: str
 
 def registry() -> dict[str, Scenario]:
     """Every scenario, by name, in registration order."""
-    from tests.lab import sc_keepalive, sc_net, sc_web  # noqa: F401  (registers them)
+    from tests.lab import sc_gates, sc_keepalive, sc_net, sc_web  # noqa: F401  (registers them)
     return _REGISTRY
 
 

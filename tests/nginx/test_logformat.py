@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from auditor.models import Location
+from auditor.nginx.access_format import FormatLookupError, format_for_log
 from auditor.nginx.logformat import LogFormatError, compile_format, split_format
 from auditor.nginx.model import COMBINED
 from auditor.parsers.base import LineError, ParseContext
@@ -54,28 +55,33 @@ def test_bad_formats() -> None:
         compile_format("$status", "yaml")
 
 
+def options_for(log: str, name: str | None = None) -> dict[str, str]:
+    found = format_for_log(Path(log), DUMP, name)
+    assert found is not None
+    return {"log_format": found.format, "log_format_escape": found.escape}
+
+
 def test_format_from_config_by_log_path() -> None:
-    ctx = ParseContext(options={"nginx_config": str(DUMP)})
-    parser = NginxAccessParser(ctx, "/copy/example.access.log.1")
+    parser = NginxAccessParser(ParseContext(options=options_for("/copy/example.access.log.1")))
     assert parser.formats[0].source.startswith("$remote_addr:$remote_port")
     line = ('192.0.2.1:5000 [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 502 5 rt=0.001 '
             'ua="192.0.2.5:80" us="502" urt="0.001" uct="0.000" cn=7 cr=1')
     event = parser.parse(line, Location("x", 1))
     assert event is not None and event.source_port == 5000 and event.extra["connection"] == 7
-    named = NginxAccessParser(ParseContext(options={"nginx_config": str(DUMP),
-                                                    "log_format_name": "json"}), "other.log")
+    named = NginxAccessParser(ParseContext(options=options_for("other.log", "json")), "other.log")
     assert named.formats[0].is_json
     with pytest.raises(LineError):
         named.parse('192.0.2.1 - - [24/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 502 5 "-" "-"',
                     Location("x", 1))
 
 
-def test_config_problems_are_one_line_source_errors(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="no log_format named 'nope'"):
-        NginxAccessParser(ParseContext(options={"nginx_config": str(DUMP), "log_format_name": "nope"}))
+def test_config_problems_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(FormatLookupError, match="no log_format named 'nope'"):
+        format_for_log(Path("x.log"), DUMP, "nope")
     bad = tmp_path / "bad.conf"
     bad.write_text("http {\n")
-    with pytest.raises(SourceError, match=r"bad\.conf:2: unexpected end of file"):
-        NginxAccessParser(ParseContext(options={"nginx_config": str(bad)}))
+    with pytest.raises(FormatLookupError, match=r"bad\.conf:2: unexpected end of file"):
+        format_for_log(Path("x.log"), bad)
     with pytest.raises(SourceError, match="log_format"):
         NginxAccessParser(ParseContext(options={"log_format": "plain text"}))
+

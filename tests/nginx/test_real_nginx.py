@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from auditor.models import Event
+from auditor.nginx.access_format import format_for_log
 from auditor.nginx.config import load
 from auditor.parsers.base import ParseContext
 from auditor.parsers.nginx_access import NginxAccessParser
@@ -213,9 +214,10 @@ def test_access_logs_with_format_from_config(lab: Lab, log: str) -> None:
     config = lab.prefix / "nginx.conf"
     cfg = load(str(config))
     assert {"upstreamlog", "jsonlog"} <= set(cfg.log_formats)
-    events, stats = events_of(
-        NginxAccessParser, lab.prefix / "logs" / log, {"nginx_config": str(config)}
-    )
+    found = format_for_log(lab.prefix / "logs" / log, config)
+    assert found is not None
+    options = {"log_format": found.format, "log_format_escape": found.escape}
+    events, stats = events_of(NginxAccessParser, lab.prefix / "logs" / log, options)
     assert stats.not_understood == 0, stats.issues
     assert stats.lines == 1 + RESET_REQUESTS + 2
     bad_gateway = [e for e in events if e.action == "http-bad-gateway"]

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from auditor.fastinit import slot_maker
 from auditor.models import Event, Location, to_ecs
-from auditor.parsers import netfilter, nginx_error
+from auditor.parsers import netfilter
 from auditor.parsers.base import LineError, ParseContext
 from auditor.parsers.kernel import KernelParser
 from auditor.parsers.nginx_error import NginxErrorParser, host_port
@@ -288,52 +288,6 @@ def test_host_port_on_benchmark_upstreams() -> None:
     parser = NginxErrorParser(CTX, "e.log")
     events = [parser.parse(ln, Location("e.log", 1)) for ln in lines if "upstream: " in ln]
     assert any(e is not None and e.destination_port == 8080 for e in events)
-
-
-NGINX_PIECES = [
-    " recv() failed (104: Connection reset by peer) while reading response header from upstream",
-    ", client: 203.0.113.5", ", client: 203.0.113.5, server: example.org", ", server: x",
-    ', request: "GET /a HTTP/1.1"', ', request: "GET /a", client: 1.2.3.4, "', ', upstream: "http://127.0.0.1:8080/a"',
-    ', host: "example.org"', ', referrer: "http://r/"', ', subrequest: "/s"', "  ", " ", "\t", ", client: ",
-    ' upstream prematurely closed connection', ", client: a, b", '"', " (110: Connection timed out)",
-    ', request: "GET /x, client: b"',
-]
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["2026/11/24 10:00:01", "2026/11/24 10:00:02", "2026/02/30 10:00:01",
-                                           "2026/11/24 25:00:01"]),
-                          st.sampled_from(["[error] 1#1: *5", "[error] 1#1:", "[warn] 12#0: *1"]),
-                          st.lists(st.sampled_from(NGINX_PIECES), max_size=8)), min_size=1, max_size=5))
-def test_nginx_error_parser_same_events_on_mixed_lines(parts: list[tuple[str, str, list[str]]]) -> None:
-    lines = [f"{stamp} {head}{''.join(body)}" for stamp, head, body in parts]
-    fast, slow = events_both_ways(lambda: NginxErrorParser(CTX, "e.log"), lines)
-    assert fast == slow
-
-
-TRICKY_NGINX = [
-    '2026/11/24 10:00:01 [error] 1#1: *5 recv() failed (104: Connection reset by peer), client: 203.0.113.5, '
-    'request: "GET /x, client: b"',
-    "2026/11/24 10:00:01 [error] 1#1: *5 recv() failed (104: x), client: a, b, client: c, server: d",
-    '2026/11/24 10:00:01 [error] 1#1: *5 upstream timed out (110: x), client: a, upstream: "u", host: "h"  ',
-    "2026/11/24 10:00:01 [error] 1#1: *5 connect() failed (111: x), client: ",
-    "2026/11/24 10:00:01 [notice] 1#1: signal 1 (SIGHUP) received from 9, reconfiguring",
-]
-
-
-@pytest.mark.parametrize("line", TRICKY_NGINX)
-def test_nginx_error_parser_same_event_on_tricky_tails(line: str) -> None:
-    fast, slow = events_both_ways(lambda: NginxErrorParser(CTX, "e.log"), [line])
-    assert fast == slow
-
-
-def test_nginx_error_parser_same_events_on_samples_and_benchmark_lines() -> None:
-    rnd = random.Random(11)
-    lines = [error_line(rnd, datetime(2026, 11, 24)) for _ in range(3000)] + sample_lines("nginx-error")
-    fast, slow = events_both_ways(lambda: NginxErrorParser(CTX, "e.log"), lines)
-    assert fast == slow
-    assert sum(1 for e in fast if isinstance(e, tuple) and isinstance(e[0], Event)) > 20
-    assert all(nginx_error._HEAD_TAIL.match(ln) for ln in lines[:3000] if "upstream: " in ln)
 
 
 # -- nginx upstream address --------------------------------------------------------------

@@ -135,25 +135,24 @@ def test_classify(prefix: str, action: str, firewall: str | None) -> None:
 
 def test_sample_files_are_detected() -> None:
     for path in sorted(SAMPLES.glob("*/*.log")):
-        if path.parent.name not in ("kernel", "ufw", "ulogd"):
+        text = path.read_text()
+        if '"log_format"' in text:  # a custom format is told, not guessed
             continue
-        head = [line for line in path.read_text().splitlines() if not line.startswith("#")][:40]
+        head = [line for line in text.splitlines() if not line.startswith("#")][:40]
         cls = detect(head)
         assert cls is not None and cls.name == path.parent.name, path
 
 
 def test_gzip_rotated_kern_log(tmp_path: Path) -> None:
-    lines = [
-        line for line in (SAMPLES / "kernel" / "kern-rfc3164.log").read_text().splitlines()
-        if not line.startswith("#")
-    ]
+    text = (SAMPLES / "kernel" / "kern-rfc3164.log").read_text()
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
     path = tmp_path / "kern.log.2.gz"
     path.write_bytes(gzip.compress("\n".join(lines).encode()))
     ctx = ParseContext(timezone=BERLIN, reference_time=REF)
     stats = ScanStats(str(path), "kernel")
     events = list(scan(str(path), KernelParser(ctx, str(path)), stats))
     assert len(events) == stats.events > 20
-    assert stats.not_understood == 4
+    assert stats.not_understood == text.count("\n# expect-error")
     assert events[0].location == Location(str(path), 1, 0)
 
 

@@ -1,4 +1,4 @@
-"""Read state of scheduled audits: where each log file was read up to, across runs.
+"""The scheduled audit's checkpoint: where every log was read up to, and what the last run saw.
 
 Per file the state keeps its *identity* (a stable name, used in document ids), the
 device/inode, a *fingerprint of its first bytes* (``head``: a hash of the first
@@ -138,7 +138,7 @@ class AuditState:
         )
 
 
-def load_state(path: str | os.PathLike[str]) -> AuditState | None:
+def load_checkpoint(path: str | os.PathLike[str]) -> AuditState | None:
     """The saved state, or None when there is none yet (first run)."""
     try:
         text = Path(path).read_text("utf-8")
@@ -174,7 +174,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         os.close(dfd)
 
 
-def save_state(path: str | os.PathLike[str], state: AuditState) -> None:
+def save_checkpoint(path: str | os.PathLike[str], state: AuditState) -> None:
     """Write the state atomically (tmp + fsync + rename + fsync of the directory)."""
     data = json.dumps(state.to_json(), indent=1, sort_keys=False).encode()
     try:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from auditor.models import Event, Location
 from auditor.parsers.base import LineParser, ParseContext
+from auditor.sources.checkpoint import AuditState, file_identity, load_checkpoint, save_checkpoint
 from auditor.sources.follow import finished, plan_input, read_plan
 from auditor.sources.scan import ScanStats
-from auditor.sources.state import AuditState, file_identity, load_state, save_state
 
 HEAD = "2026/11/24 10:00:00 [notice] 1#1: using the \"epoll\" event method\n"  # same in every file
 
@@ -49,7 +49,7 @@ class Runner:
         self.ids: list[tuple[str, str, int]] = []  # (input, identity, offset)
 
     def run(self) -> AuditState:
-        state = load_state(self.state_path) or AuditState(host="h")
+        state = load_checkpoint(self.state_path) or AuditState(host="h")
         taken = set(state.files) | set(state.retired)
         new_files = {}
         later = time.time() + 3600  # rotated files count as settled (complete)
@@ -68,7 +68,7 @@ class Runner:
                 new_files[plan.entry.identity] = finished(plan, stats)
         state.retire(sorted(set(state.files) - set(new_files)))
         state.files = new_files
-        save_state(self.state_path, state)
+        save_checkpoint(self.state_path, state)
         return state
 
     def check(self, written: dict[str, list[str]]) -> None:

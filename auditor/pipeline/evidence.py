@@ -1,0 +1,109 @@
+"""Everything beyond logs that an analysis reads from an input: rule sets and host facts.
+
+The same readers serve a bundle, a directory, a sosreport and the live host
+(which is first collected into a private temporary bundle), so the scheduled
+audit and ``diagnose`` see the same firewall backends and the same limits.
+
+Counters are always handed to the engine as a window: the before/after
+snapshots of a bundle or a live ``--sample``, or the previous scheduled run's
+values (:func:`with_counter_window`). A single snapshot is kept as totals since
+boot, which the engine treats as weak, host-wide context only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+
+from auditor import firewall
+from auditor.bundle.inputs import Artifact, Inputs
+from auditor.correlate.report import SourceInfo
+from auditor.firewall.ipset import IpSets
+from auditor.firewall.model import Ruleset
+from auditor.limits.snapshot import HostState, load_state
+from auditor.sources.files import SourceError
+
+RULE_KINDS = ("iptables-save", "ip6tables-save", "nft-json")
+HOST_KINDS_SKIPPED = frozenset({"manifest", "ipset", "trace-header", *RULE_KINDS})
+
+
+def _backend(art: Artifact) -> str:
+    return "iptables-legacy" if "legacy" in art.path.rsplit("/", 1)[-1] else "iptables-nft"
+
+
+def read_ipsets(inputs: Inputs, sources: list[SourceInfo]) -> IpSets | None:
+    """The ipsets a bundle holds (``ipset save``), merged; None when there are none."""
+    merged: IpSets | None = None
+    for art in inputs.by_kind("ipset"):
+        try:
+            sets = firewall.read_ipsets(art.path)
+        except (OSError, ValueError) as exc:
+            sources.append(SourceInfo(art.path, art.kind, False, note=str(exc)))
+            continue
+        sources.append(SourceInfo(art.path, art.kind, True, not_understood=len(sets.issues)))
+        merged = sets if merged is None else IpSets(
+            {**merged.sets, **sets.sets},
+            [*merged.issues, *sets.issues],
+            {**merged.unsupported, **sets.unsupported},
+        )
+    return merged
+
+
+def read_rulesets(inputs: Inputs, sources: list[SourceInfo]) -> list[Ruleset]:
+    """Every firewall rule set of every backend the input holds; each file noted in sources."""
+    # Rules saved at the start of a trace window ("before") are not traced twice.
+    arts = [a for kind in RULE_KINDS for a in inputs.by_kind(kind) if a.phase != "before"]
+    if not arts:
+        return []
+    ipsets = read_ipsets(inputs, sources)
+    rulesets: list[Ruleset] = []
+    for art in arts:
+        try:
+            ruleset = firewall.read_file(art.path, ipsets, _backend(art))
+        except (OSError, firewall.FirewallError) as exc:
+            sources.append(SourceInfo(art.path, art.kind, False, note=str(exc)))
+            continue
+        rulesets.append(ruleset)
+        sources.append(SourceInfo(art.path, art.kind, True, not_understood=len(ruleset.issues)))
+    return rulesets
+
+
+def read_host_state(inputs: Inputs, sources: list[SourceInfo]) -> HostState:
+    """Limits, counters, listeners, process limits and nginx configuration of the input."""
+    try:
+        state = load_state(inputs)
+    except SourceError as exc:
+        sources.append(SourceInfo(inputs.root or "(input)", "host", False, note=str(exc)))
+        return HostState(host=inputs.host, kernel=inputs.kernel, root=inputs.root)
+    sources.extend(
+        SourceInfo(a.path, a.kind, True) for a in state.sources if a.kind not in HOST_KINDS_SKIPPED
+    )
+    return state
+
+
+def with_counter_window(
+    state: HostState,
+    before: Mapping[str, int],
+    before_time: datetime | None,
+    after_time: datetime,
+) -> HostState:
+    """``state`` with ``before`` (an earlier run's counters) as the start of its counter window.
+
+    Used by the scheduled audit: the previous run's values and time give the
+    same kind of window as a bundle's before/after snapshots. A counter that went
+    down restarted (a reboot or module reload): its current value is its change.
+    Nothing changes when there is no earlier value or the state already has a window.
+    """
+    if not before or not state.since_boot or not state.after:
+        return state
+    deltas: dict[str, int] = {}
+    for name, value in state.after.items():
+        if name in state.gauges or name not in before:
+            continue
+        prior = before[name]
+        deltas[name] = value - prior if value >= prior else value
+    seconds = (after_time - before_time).total_seconds() if before_time is not None else 0.0
+    return dataclasses.replace(
+        state, before=dict(before), deltas=deltas, window_seconds=max(seconds, 0.0)
+    )
