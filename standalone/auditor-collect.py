@@ -916,6 +916,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -938,6 +939,8 @@ RULE_COMMANDS = (
     (("ipset", "save"), "rules/ipset.txt"),
 )
 LISTENERS_COMMAND = ("ss", "-tlnpi")
+# A counter window other than a sleep: (collector, rule commands) -> the manifest's "trace".
+WindowHook = Callable[[Collector, Sequence[tuple[tuple[str, ...], str]]], "dict[str, Any]"]
 MAPPING_SUFFIX = ".mapping.json"
 
 
@@ -979,13 +982,23 @@ def collect_dir(
     rules: bool = True,
     redact: bool = True,
     collector: str = "auditor collect",
+    window: WindowHook | None = None,
 ) -> dict[str, Any]:
-    """Collect into the directory ``dest``; returns the manifest (also written as manifest.json)."""
+    """Collect into the directory ``dest``; returns the manifest (also written as manifest.json).
+
+    ``window``, when given, is the counter window instead of a ``sample`` sleep: it is
+    called between the two counter snapshots with the collector and the rule commands
+    (the full auditor passes a kernel trace window, :func:`auditor.bundle.trace.hook`;
+    the standalone collector has none), and what it returns is the manifest's ``trace``."""
     private_dirs(dest)
     col = Collector(dest, redact)
     started = _utcnow()
     times: dict[str, str] = {}
-    if sample > 0:
+    traced: dict[str, Any] | None = None
+    if window is not None:
+        times["before"] = snapshot_counters(col, "before").isoformat()
+        traced = window(col, RULE_COMMANDS if rules else ())
+    elif sample > 0:
         times["before"] = snapshot_counters(col, "before").isoformat()
         time.sleep(sample)
     times["after"] = snapshot_counters(col, "after").isoformat()
@@ -1026,6 +1039,7 @@ def collect_dir(
         "since_seconds": since.total_seconds(),
         "sample_seconds": sample,
         "snapshots": times,
+        **({"trace": traced} if traced is not None else {}),
         "artifacts": col.artifacts,
         "missing": col.missing,
         "redacted": col.redactions if redact else "off (--no-redact)",
@@ -1055,6 +1069,7 @@ def collect(
     redact: bool = True,
     obfuscate: bool = False,
     collector: str = "auditor collect",
+    window: WindowHook | None = None,
 ) -> dict[str, Any]:
     """Collect into the archive ``output`` (.tar.gz); returns the manifest. With ``obfuscate``
     the owner's mapping of stand-ins goes to ``output + MAPPING_SUFFIX``, outside the bundle."""
@@ -1067,7 +1082,7 @@ def collect(
     try:
         top = "auditor-bundle-" + _utcnow().strftime("%Y%m%dT%H%M%SZ")
         manifest = collect_dir(os.path.join(work, top), since, sample, redact=redact,
-                               collector=collector)
+                               collector=collector, window=window)
         finals: list[tuple[str, str]] = []
         if obfuscate:
             mapping = obfuscate_dir(os.path.join(work, top))

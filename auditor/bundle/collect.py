@@ -26,6 +26,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -66,6 +67,8 @@ RULE_COMMANDS = (
     (("ipset", "save"), "rules/ipset.txt"),
 )
 LISTENERS_COMMAND = ("ss", "-tlnpi")
+# A counter window other than a sleep: (collector, rule commands) -> the manifest's "trace".
+WindowHook = Callable[[Collector, Sequence[tuple[tuple[str, ...], str]]], "dict[str, Any]"]
 MAPPING_SUFFIX = ".mapping.json"
 
 
@@ -107,22 +110,22 @@ def collect_dir(
     rules: bool = True,
     redact: bool = True,
     collector: str = "auditor collect",
-    trace: float = 0.0,
+    window: WindowHook | None = None,
 ) -> dict[str, Any]:
     """Collect into the directory ``dest``; returns the manifest (also written as manifest.json).
 
-    With ``trace`` seconds, the counter window is a kernel trace window instead of a sleep
-    (see :mod:`auditor.bundle.trace`)."""
+    ``window``, when given, is the counter window instead of a ``sample`` sleep: it is
+    called between the two counter snapshots with the collector and the rule commands
+    (the full auditor passes a kernel trace window, :func:`auditor.bundle.trace.hook`;
+    the standalone collector has none), and what it returns is the manifest's ``trace``."""
     private_dirs(dest)
     col = Collector(dest, redact)
     started = _utcnow()
     times: dict[str, str] = {}
     traced: dict[str, Any] | None = None
-    if trace > 0:
-        from auditor.bundle.trace import trace_window
-
+    if window is not None:
         times["before"] = snapshot_counters(col, "before").isoformat()
-        traced = trace_window(col, trace, RULE_COMMANDS if rules else ())
+        traced = window(col, RULE_COMMANDS if rules else ())
     elif sample > 0:
         times["before"] = snapshot_counters(col, "before").isoformat()
         time.sleep(sample)
@@ -194,7 +197,7 @@ def collect(
     redact: bool = True,
     obfuscate: bool = False,
     collector: str = "auditor collect",
-    trace: float = 0.0,
+    window: WindowHook | None = None,
 ) -> dict[str, Any]:
     """Collect into the archive ``output`` (.tar.gz); returns the manifest. With ``obfuscate``
     the owner's mapping of stand-ins goes to ``output + MAPPING_SUFFIX``, outside the bundle."""
@@ -207,7 +210,7 @@ def collect(
     try:
         top = "auditor-bundle-" + _utcnow().strftime("%Y%m%dT%H%M%SZ")
         manifest = collect_dir(os.path.join(work, top), since, sample, redact=redact,
-                               collector=collector, trace=trace)
+                               collector=collector, window=window)
         finals: list[tuple[str, str]] = []
         if obfuscate:
             mapping = obfuscate_dir(os.path.join(work, top))

@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from auditor.bundle.collect import collect_dir
 from auditor.bundle.reader import recognise, snapshot_mark
+from auditor.bundle.trace import hook as trace_hook
 from auditor.models import Location, ParseIssue
 from auditor.sources.files import SourceError, read_head
 
@@ -292,9 +294,8 @@ def live_inputs(
     """Collect the live host into a temporary bundle directory and open it
     (``logs=False``/``rules=False`` leave those parts out; ``trace`` seconds of kernel
     trace replace the counter sample)."""
-    from auditor.bundle.collect import collect_dir
-
     dest = tempfile.mkdtemp(prefix="auditor-live-")
     atexit.register(shutil.rmtree, dest, True)
-    collect_dir(dest, since=since, sample=sample, logs=logs, rules=rules, trace=trace)
+    window = trace_hook(trace) if trace > 0 else None
+    collect_dir(dest, since=since, sample=sample, logs=logs, rules=rules, window=window)
     return open_input(dest)

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from auditor.bundle.collect import WindowHook
 from auditor.bundle.writer import Collector
 from auditor.sources.trace_record import HEADER, RECORDS, TraceFilter, record
 
@@ -102,3 +103,13 @@ def header_notes(inputs: Any) -> list[tuple[str, bool, str]]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def hook(seconds: float, flt: TraceFilter | None = None) -> WindowHook:
+    """The counter window of ``collect_dir`` as a kernel trace of ``seconds``."""
+
+    def window(col: Collector, rule_commands: Sequence[tuple[tuple[str, ...], str]]
+               ) -> dict[str, Any]:
+        return trace_window(col, seconds, rule_commands, flt)
+
+    return window

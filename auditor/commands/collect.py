@@ -9,8 +9,10 @@ import typer
 
 from auditor.bundle.collect import MAPPING_SUFFIX, collect, default_output, summary
 from auditor.bundle.obfuscate import ObfuscationError
+from auditor.bundle.trace import hook as trace_hook
 from auditor.commands._common import clean_errors, fail
-from auditor.sinks.text import inert
+from auditor.sinks.text import console as text_console
+from auditor.sinks.text import line
 from auditor.timeutil import parse_duration
 
 EXAMPLES = """
@@ -18,9 +20,9 @@ EXAMPLES = """
 
   auditor collect               # ./auditor-HOST-TIME.tar.gz, last 2h, 10 s
   auditor collect -o /tmp/incident.tar.gz --since 6h --sample 30
-  auditor collect --trace 10         # + the kernel's own reset reasons, 10 s
-  auditor collect --obfuscate -o /tmp/share.tar.gz  # stand-ins for addresses
-  auditor collect --standalone > auditor-collect.py # for hosts without auditor
+  auditor collect --trace 10    # + the kernel's own reset reasons, 10 s
+  auditor collect --obfuscate -o /tmp/share.tar.gz   # stand-ins for addresses
+  auditor collect --standalone > auditor-collect.py  # for hosts without auditor
   auditor limits --from /tmp/incident.tar.gz   # here or on another machine
 
 [bold]Exit status[/]
@@ -91,13 +93,15 @@ def register(app: typer.Typer) -> None:
         parent = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(parent):
             fail(f"{output}: directory {parent} does not exist")
+        console = text_console(stderr=True)
         if trace:
-            typer.echo(f"recording the kernel's reset reasons for {trace:g} s ...", err=True)
+            console.print(f"recording the kernel's reset reasons for {trace:g} s ...")
         elif sample:
-            typer.echo(f"sampling counters for {sample:g} s ...", err=True)
+            console.print(f"sampling counters for {sample:g} s ...")
         try:
-            manifest = collect(output, window, sample, not no_redact, obfuscate, trace=trace)
+            hook = trace_hook(trace) if trace > 0 else None
+            manifest = collect(output, window, sample, not no_redact, obfuscate, window=hook)
         except ObfuscationError as exc:
             fail(str(exc))
-        for text in summary(manifest, output):  # names and reasons from the host: inert
-            typer.echo(inert(text), err=True)
+        for text in summary(manifest, output):
+            console.print(line(text))

@@ -51,14 +51,14 @@ EXAMPLES = """
   auditor diagnose bundle/ --port 8080 --client 203.0.113.7 -f json
   auditor diagnose bundle/ --format markdown > ticket.md
   auditor diagnose bundle/ --fail-on high    # exit 1 on a high confidence
-  auditor diagnose --trace 10 -f json        # + 10 s of the kernel's reasons
+  auditor diagnose --trace 10 -f json       # + 10 s of the kernel's own reasons
 
 [bold]Exit status[/]
 
   0  the diagnosis was printed (and --fail-on did not match)
   1  --fail-on: a non-intentional finding of that confidence or higher
-  2  bad option, unreadable input or invalid cause catalog
-  3  --fail-on, and evidence could not be read: "no cause" proves nothing
+  2  bad option, unreadable input, nothing readable, or invalid cause catalog
+  3  --fail-on: no such finding, but some evidence could not be read
 """
 
 

@@ -100,15 +100,14 @@ def print_summary(
     for col in ("lines", "events", "not understood"):
         table.add_column(col, justify="right")
     for s in stats:
-        parser = s.parser if notes.get(s.path, FileNotes()).recognised else f"{s.parser} (kind unknown)"
         routes = notes.get(s.path, FileNotes()).routes
         routed = ", ".join(f"{kind} {n}" for kind, n in routes.items())
-        table.add_row(cell(s.path), cell(parser), cell(routed), cell(s.lines), cell(s.events),
+        table.add_row(cell(s.path), cell(s.parser), cell(routed), cell(s.lines), cell(s.events),
                       cell(s.not_understood))
     console.print(table)
     for s in stats:
         for note in notes.get(s.path, FileNotes()).notes:
-            console.print(line((f"{s.path}: {note}", "dim")))
+            console.print(line((f"{s.path}: ", "dim"), (note, "dim")))
         for issue in s.issues[:5]:
             console.print(line((issue.location, "yellow"), f" {issue.reason}:"))
             console.print(indented(line((repr(clip(issue.text, 100)), "dim"))))
@@ -209,6 +208,7 @@ def register(app: typer.Typer) -> None:
             print_summary(stats, text_console(), notes)
         elif fmt is OutputFormat.ndjson:
             print_summary(stats, err_console, notes)
-        unknown = [s for s in stats if not notes.get(s.path, FileNotes()).recognised]
+        unknown = any(n.startswith("kind not recognised")
+                      for info in notes.values() for n in info.notes)
         if strict and (not stats or unknown or any(s.not_understood for s in stats)):
             raise typer.Exit(1)

@@ -35,7 +35,6 @@ class FileNotes:
 
     routes: dict[str, int] = field(default_factory=dict)  # kind -> candidate lines handed to it
     notes: list[str] = field(default_factory=list)
-    recognised: bool = True  # False: of no known kind, read by the routing parser
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +162,6 @@ def events_of_paths(
         cls = parser_for(str(path), type_name)
         if cls is None:
             info.notes.append(f"kind not recognised: {why_unrecognised(read_head(path))}")
-            info.recognised = False
             cls = registry()[FALLBACK]
         st = ScanStats(str(path), cls.name)
         stats.append(st)
