@@ -106,6 +106,13 @@ def indented(text: Text, by: int = 3) -> Padding:
     return Padding(text, (0, 0, 0, by), expand=False)
 
 
+def hanging(out: Console, text: Text, by: int = 3) -> None:
+    """Print ``text`` wrapped to ``out``'s width, lines after the first indented by ``by``."""
+    for i, piece in enumerate(text.wrap(out, max(20, out.width - by))):
+        piece.rstrip()
+        out.print(Text(" " * by) + piece if i else piece, soft_wrap=True)
+
+
 def console(stderr: bool = False) -> Console:
     """A console that never interprets markup, emoji codes or highlights input."""
     return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
