@@ -12,6 +12,7 @@ from auditor.sinks.text import (
     clip,
     console,
     dumps,
+    hanging,
     inert,
     line,
     md_code,
@@ -71,6 +72,18 @@ def test_a_plain_string_is_not_markup_either() -> None:
     c.file = out
     c.print("[/x] [bold]b[/bold] :smile:")
     assert out.getvalue() == "[/x] [bold]b[/bold] :smile:\n"
+
+
+def test_wrapped_lines_are_indented_under_the_first() -> None:
+    out = io.StringIO()
+    c = console()
+    c.file = out
+    c.width = 40
+    hanging(c, line(("head", "bold"), " " + "word " * 30 + "[/x] \x1b[2J"))
+    rows = out.getvalue().splitlines()
+    assert len(rows) > 2 and rows[0].startswith("head word")
+    assert all(r.startswith("   ") and len(r) <= 40 for r in rows[1:])
+    assert rows[-1].strip().endswith("[/x] \\x1b[2J")
 
 
 def test_clip_and_short_path_say_when_they_cut() -> None:
