@@ -17,8 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from auditor.sinks.es_templates import validate_namespace
-
 DEFAULT_PATH = "/etc/auditor/auditor.toml"
 
 
@@ -48,6 +46,16 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
+
+
+def validate_namespace(namespace: str) -> str:
+    """Elastic's rules: lowercase, no '-', no \\ / * ? \" < > | , # : or space, <= 100 bytes."""
+    bad = set('\\/*?"<>|,#: -')
+    if not namespace or namespace != namespace.lower() or bad & set(namespace):
+        raise ValueError(f"namespace {namespace!r} is not valid: use lowercase, digits, '_' or '.'")
+    if len(namespace) > 100:
+        raise ValueError(f"namespace {namespace!r} is longer than 100 characters")
+    return namespace
 
 @dataclass(frozen=True, slots=True)
 class InputConfig:

@@ -7,22 +7,21 @@ Files that could not be understood are listed in ``problems`` with their path.
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import json
 import os
-import shutil
-import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from auditor.bundle import tempdirs
 from auditor.bundle.collect import collect_dir
 from auditor.bundle.reader import recognise, snapshot_mark
 from auditor.bundle.trace import hook as trace_hook
+from auditor.bundle.unpack import Budget, is_tar, unpack
 from auditor.models import Location, ParseIssue
-from auditor.sources.files import SourceError, read_head
+from auditor.sources.files import SourceError, display_path, read_head
+from auditor.sources.tree import Tree, check, open_regular
 
 PARSER = "bundle"
 MANIFEST = "manifest.json"
@@ -38,6 +37,8 @@ SOS_PLACES = (
     "etc/nginx/nginx.conf",
 )
 SOS_LOG_NAMES = ("kern.log", "syslog", "messages", "ufw.log", "nginx")
+MAX_MANIFEST = 16 << 20  # a larger manifest.json is not one collect wrote
+MAX_NOTES = 50  # skipped members/files listed one by one; the rest counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,11 @@ class Artifact:
     kind: str
     path: str
     note: str = ""
+
+    @property
+    def display(self) -> str:
+        """The path as valid UTF-8 text (undecodable name bytes as ``\\xNN``), for output."""
+        return display_path(self.path)
 
     @property
     def phase(self) -> str | None:
@@ -86,8 +92,8 @@ def _problem(path: str, reason: str) -> ParseIssue:
     return ParseIssue(Location(path), PARSER, reason)
 
 
-def _kind_of(path: str) -> tuple[str | None, list[str]]:
-    head = read_head(path, lines=60)
+def _kind_of(path: str, regular: bool = True) -> tuple[str | None, list[str]]:
+    head = read_head(path, lines=60, regular=regular)
     kind = recognise(head)
     if kind is None:
         from auditor.parsers import detect
@@ -106,31 +112,15 @@ def _instant(text: object) -> datetime | None:
         return None
 
 
-def _files(root: str) -> Iterator[str]:
-    for dirpath, dirnames, names in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(names):
-            if not name.startswith("."):
-                yield os.path.join(dirpath, name)
-
-
-def _extract(archive: str, skipped: list[str]) -> str:
-    """Unpack safely: links leaving the tree, devices and absolute paths are skipped (listed)."""
-    dest = tempfile.mkdtemp(prefix="auditor-input-")
-    atexit.register(shutil.rmtree, dest, True)
-
-    def safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
-        try:
-            return tarfile.data_filter(member, path)
-        except tarfile.FilterError:
-            skipped.append(member.name)
-            return None
-
+def _extract(archive: str, skipped: list[tuple[str, str]]) -> str:
+    """Unpack with our own checks (:mod:`auditor.bundle.unpack`) into a private folder
+    removed on every exit; only regular files and directories are written."""
+    dest = tempdirs.make("auditor-input-")
     try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(dest, filter=safe)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise SourceError(f"{archive}: not a readable archive ({exc})") from exc
+        unpack(archive, dest, skipped, Budget.from_env())
+    except BaseException:
+        tempdirs.remove(dest)
+        raise
     entries = [e for e in os.listdir(dest) if not e.startswith(".")]
     if len(entries) == 1 and os.path.isdir(os.path.join(dest, entries[0])):
         return os.path.join(dest, entries[0])
@@ -139,7 +129,9 @@ def _extract(archive: str, skipped: list[str]) -> str:
 
 def _is_archive(path: str) -> bool:
     try:
-        return tarfile.is_tarfile(path)
+        return is_tar(path)
+    except SourceError:
+        raise
     except Exception as exc:  # truncated gzip/xz raise EOFError, zlib.error, LZMAError...
         raise SourceError(f"{path}: not a readable archive or compressed file ({exc})") from exc
 
@@ -150,18 +142,18 @@ def open_input(path: str) -> Inputs:
         raise SourceError(f"{path}: no such file or directory")
     if os.path.isfile(path):
         if _is_archive(path):
-            skipped: list[str] = []
+            skipped: list[tuple[str, str]] = []
             found = _open_dir(_extract(path, skipped), origin=path)
             if not skipped:
                 return found
-            note = _problem(
-                path,
-                f"{len(skipped)} archive members not unpacked (links out of "
-                f"the archive, devices): {', '.join(skipped[:5])}",
-            )
-            return dataclasses.replace(found, problems=(*found.problems, note))
+            notes = [_problem(f"{path}:{name}", why) for name, why in skipped[:MAX_NOTES]]
+            if len(skipped) > MAX_NOTES:
+                notes.append(
+                    _problem(path, f"{len(skipped) - MAX_NOTES} more archive members not unpacked")
+                )
+            return dataclasses.replace(found, problems=(*found.problems, *notes))
         try:
-            kind, _ = _kind_of(path)
+            kind, _ = _kind_of(path, regular=False)
         except SourceError:
             raise
         except Exception as exc:
@@ -177,11 +169,12 @@ def _open_dir(root: str, origin: str) -> Inputs:
         return _open_sos(root)
     manifest: dict[str, object] = {}
     problems: list[ParseIssue] = []
+    tree = Tree(root)
     mpath = os.path.join(root, MANIFEST)
-    if os.path.isfile(mpath):
+    if os.path.lexists(mpath) and check(mpath, tree.real_root) is None:
         try:
-            with open(mpath, encoding="utf-8") as fh:
-                loaded = json.load(fh)
+            with os.fdopen(open_regular(mpath), encoding="utf-8") as fh:
+                loaded = json.loads(fh.read(MAX_MANIFEST))
             manifest = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError) as exc:
             problems.append(_problem(mpath, f"manifest not readable ({exc})"))
@@ -189,7 +182,8 @@ def _open_dir(root: str, origin: str) -> Inputs:
     for entry in manifest.get("artifacts", []) or []:  # type: ignore[attr-defined]
         if isinstance(entry, dict) and isinstance(entry.get("path"), str):
             notes[os.path.normpath(entry["path"])] = str(entry.get("note", ""))
-    artifacts, times = _recognise_all(root, _files(root), notes, problems, report_unknown=True)
+    artifacts, times = _recognise_all(root, tree.files(), notes, problems, report_unknown=True)
+    problems.extend(_tree_notes(tree))
     host = manifest.get("host") if isinstance(manifest.get("host"), dict) else {}
     assert isinstance(host, dict)
     for phase, stamp in (manifest.get("snapshots") or {}).items():  # type: ignore[attr-defined]
@@ -241,9 +235,22 @@ def _recognise_all(
     return artifacts, sorted(times.items(), key=lambda t: t[1])
 
 
-def _read_small(path: str) -> str | None:
+def _tree_notes(tree: Tree) -> list[ParseIssue]:
+    """The files of a folder input that were not read, and the cap, as problems."""
+    notes = [_problem(path, why) for path, why in tree.skipped[:MAX_NOTES]]
+    if len(tree.skipped) > MAX_NOTES:
+        notes.append(_problem(tree.root, f"{len(tree.skipped) - MAX_NOTES} more files not read"))
+    if tree.capped:
+        notes.append(_problem(tree.root, tree.cap_note()))
+    return notes
+
+
+def _read_small(path: str, tree: Tree) -> str | None:
+    """The start of a small text file of the input (a regular file inside it), or None."""
+    if not os.path.lexists(path) or check(path, tree.real_root) is not None:
+        return None
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with os.fdopen(open_regular(path), encoding="utf-8", errors="replace") as fh:
             return fh.read(4096).strip()
     except OSError:
         return None
@@ -251,29 +258,35 @@ def _read_small(path: str) -> str | None:
 
 def _open_sos(root: str) -> Inputs:
     problems: list[ParseIssue] = []
+    tree = Tree(root)
 
     def places() -> Iterator[str]:
         for place in SOS_PLACES:
             full = os.path.join(root, place)
-            if os.path.isfile(full):
-                yield full
+            if os.path.isfile(full) or os.path.islink(full):
+                why = check(full, tree.real_root)
+                if why is None:
+                    yield full
+                else:
+                    tree.skipped.append((full, why))
             elif place == "var/log":
-                for path in _files(full):
+                for path in tree.files(full):
                     rel = os.path.relpath(path, full)
                     if any(rel == n or rel.startswith((n + ".", n + "/")) for n in SOS_LOG_NAMES):
                         yield path
             elif os.path.isdir(full):
-                yield from _files(full)
+                yield from tree.files(full)
 
     artifacts, times = _recognise_all(root, places(), {}, problems, report_unknown=False)
+    problems.extend(_tree_notes(tree))
     artifacts = [
         Artifact(a.kind, a.path, a.note or "sosreport " + os.path.relpath(a.path, root))
         for a in artifacts
     ]
-    uname = _read_small(os.path.join(root, "uname")) or ""
+    uname = _read_small(os.path.join(root, "uname"), tree) or ""
     parts = uname.split()
     return Inputs(
-        host=_read_small(os.path.join(root, "hostname")),
+        host=_read_small(os.path.join(root, "hostname"), tree),
         kernel=parts[2] if len(parts) > 2 else None,
         boot_time=None,
         timezone=None,
@@ -294,8 +307,7 @@ def live_inputs(
     """Collect the live host into a temporary bundle directory and open it
     (``logs=False``/``rules=False`` leave those parts out; ``trace`` seconds of kernel
     trace replace the counter sample)."""
-    dest = tempfile.mkdtemp(prefix="auditor-live-")
-    atexit.register(shutil.rmtree, dest, True)
+    dest = tempdirs.make("auditor-live-")
     window = trace_hook(trace) if trace > 0 else None
     collect_dir(dest, since=since, sample=sample, logs=logs, rules=rules, window=window)
     return open_input(dest)

@@ -35,16 +35,17 @@ from auditor.bundle.trace import rule_moves
 from auditor.commands._audit_snapshot import HostSnapshot, read_host, snapshot_body
 from auditor.config import AuditConfig, InputConfig
 from auditor.correlate.scoring import Query
-from auditor.parsers import detect, registry
+from auditor.parsers import FALLBACK, detect, registry, why_unrecognised
 from auditor.parsers.base import LineParser, ParseContext
 from auditor.pipeline.diagnosis import Diagnosis, input_zone
+from auditor.pipeline.logs import file_context
 from auditor.sinks.elasticsearch import DeadLetter, EsSink, SendResult, make_client
 from auditor.sinks.es_docs import DocBuilder, Window
 from auditor.sinks.es_templates import StreamNames
 from auditor.sinks.spool import Doc, Spool
 from auditor.sources.checkpoint import AuditState, FileState, load_checkpoint, save_checkpoint
 from auditor.sources.files import SourceError, read_head
-from auditor.sources.follow import ReadPlan, finished, plan_input, read_plan
+from auditor.sources.follow import finished, plan_input, read_plan
 from auditor.sources.journal import JournalReader
 from auditor.sources.scan import ScanStats
 from auditor.timeutil import parse_duration, parse_timezone
@@ -123,13 +124,19 @@ def _drain(sink: EsSink, spool: Spool, report: AuditReport, chunk: int) -> None:
 
 
 def _parser_for(inp: InputConfig, path: str, parsers: Mapping[str, type[LineParser]]
-                ) -> type[LineParser] | None:
+                ) -> tuple[type[LineParser] | None, str | None]:
+    """The parser for one file, and a note when its kind was not recognised (it is then
+    read line by line by the routing parser, as ``parse`` does)."""
     if inp.type != "auto":
-        return parsers.get(inp.type)
+        return parsers.get(inp.type), None
     try:
-        return detect(read_head(path))
-    except (SourceError, OSError, EOFError):
-        return None
+        head = read_head(path)
+    except (SourceError, OSError, EOFError) as exc:
+        return None, f"{path}: cannot read ({exc})"
+    cls = detect(head)
+    if cls is not None:
+        return cls, None
+    return parsers.get(FALLBACK), f"{path}: kind not recognised: {why_unrecognised(head)}"
 
 
 def _log_inputs(cfg: AuditConfig, snap: HostSnapshot) -> tuple[InputConfig, ...]:
@@ -142,11 +149,6 @@ def _log_inputs(cfg: AuditConfig, snap: HostSnapshot) -> tuple[InputConfig, ...]
         InputConfig(a.path, a.kind, os.path.relpath(a.path, root) if root else a.path)
         for a in snap.inputs.logs()
     )
-
-
-def _context(base: ParseContext, plan: ReadPlan) -> ParseContext:
-    mtime = datetime.fromtimestamp(plan.st.st_mtime, UTC)
-    return ParseContext(base.timezone, mtime, base.boot_time, base.host_name, base.options)
 
 
 class AuditBusy(OSError):
@@ -231,6 +233,8 @@ def _run(
     if cfg.timezone is None and snap.inputs is not None and cfg.source is not None:
         tz = input_zone(snap.inputs)
     base = ParseContext(timezone=tz, host_name=cfg.host)
+    configs = snap.inputs.by_kind("nginx-config") if snap.inputs is not None else ()
+    nginx_config = configs[0].path if configs else None
     new_files: dict[str, FileState] = {}
     taken = set(state.files) | set(state.retired)  # identities no new file may take
     for inp in _log_inputs(cfg, snap):
@@ -239,14 +243,20 @@ def _run(
         for entry in follow.kept:
             new_files[entry.identity] = entry
         for plan in follow.plans:
-            cls = _parser_for(inp, plan.path, parsers)
-            if cls is None:
-                report.problems.append(f"{plan.path}: log kind not recognised (set type in inputs)")
+            cls, note = _parser_for(inp, plan.path, parsers)
+            if note is not None:
+                report.notes.append(note)
+            try:
+                if cls is None:
+                    raise SourceError(note or f"{plan.path}: no parser named {inp.type!r}")
+                ctx = file_context(plan.path, base, cls, nginx_config, report.notes)
+            except SourceError as exc:
+                report.problems.append(f"{exc} (set type in inputs)")
                 new_files[plan.entry.identity] = plan.entry
                 continue
             stats = ScanStats(plan.path, cls.name)
             report.files.append(stats)
-            parser = cls(_context(base, plan), plan.path)
+            parser = cls(ctx, plan.path)
             for event in read_plan(plan, parser, stats):
                 if plan.skip_before is not None and event.timestamp < plan.skip_before:
                     report.older_than_since += 1

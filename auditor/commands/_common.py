@@ -29,7 +29,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def timezone_option(value: str | None) -> tzinfo:
     try:
         return parse_timezone(value)
-    except Exception:
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
         fail(f"unknown time zone {value!r} (use e.g. Europe/Berlin, UTC or +02:00)")
 
 

@@ -39,7 +39,7 @@ EXAMPLES = """
   AUDITOR_ES_API_KEY_FILE=/etc/auditor/es.key \\
       auditor audit --es https://es1:9200
   auditor audit --since 2h --state /var/lib/auditor/state.json
-  auditor audit --from incident.tar.gz --es https://es1:9200   # a bundle
+  auditor audit --from incident.tar.gz     # a collected bundle
 
 [bold]Exit status[/]
 

@@ -72,10 +72,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Snapshot this host into one archive, read-only, for diagnose elsewhere.
 
-        Log windows, firewall rules, sysctls, counters before and after a sample, listeners,
-        process limits, nginx -T and host facts, with a manifest of what was collected, what
-        could not be (and why) and what was redacted. The archive is private (0600); an
-        interrupted collect leaves nothing behind."""
+        Log windows, firewall rules, sysctls, counters before and after a sample,
+        listeners, process limits, nginx -T and host facts, with a manifest of what was
+        collected, what could not be (and why) and what was redacted. The archive is
+        private (0600); an interrupted collect leaves nothing behind."""
         if standalone:
             from auditor.bundle.standalone import build
 

@@ -51,7 +51,7 @@ EXAMPLES = """
   auditor diagnose bundle/ --port 8080 --client 203.0.113.7 -f json
   auditor diagnose bundle/ --format markdown > ticket.md
   auditor diagnose bundle/ --fail-on high    # exit 1 on a high confidence
-  auditor diagnose --trace 10 -f json        # + 10 s of the kernel's reasons
+  auditor diagnose --trace 10 -f json       # + the kernel's reasons, 10 s
 
 [bold]Exit status[/]
 

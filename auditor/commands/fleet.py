@@ -181,7 +181,9 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         if not cfg.es.hosts:
             fail("no Elasticsearch URL: use --es, AUDITOR_ES_URL or the config file")
-        # the client loads only when used
+        from elastic_transport import TransportError  # the client loads only when used
+        from elasticsearch import ApiError
+
         from auditor.sinks.elasticsearch import credentials_refused, make_client
         from auditor.sinks.es_templates import StreamNames
 
@@ -191,7 +193,7 @@ def register(app: typer.Typer) -> None:
         try:
             fres = client.search(index=names.name("findings"), **fq).body
             rres = client.search(index=names.name("resets"), **rq).body
-        except Exception as exc:
+        except (ApiError, TransportError) as exc:
             fail(credentials_refused(exc) or f"Elasticsearch: {type(exc).__name__}: {exc}")
         if not isinstance(fres, dict) or not isinstance(rres, dict):
             fail("Elasticsearch: the search answer is not a JSON object")

@@ -62,6 +62,8 @@ class CompiledRule:
     # packet fields whose absence makes a check undecidable: "iif", "oif", "sport",
     # "dport", "icmp", "ctdir" (a non-new packet); "*" when any packet may be undecidable
     needs: frozenset[str] = frozenset()
+    # what the target does, read at load: a NatTo or MarkOp (auditor.firewall.iptables_targets)
+    effect: object = None
 
 
 def _neg(check: Check, negated: bool) -> Check:

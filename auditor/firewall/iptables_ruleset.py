@@ -13,14 +13,14 @@ and the packet rewritten (:func:`auditor.firewall.nat.translate`).
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 from auditor.firewall.ipset import IpSets
 from auditor.firewall.iptables_eval import CompiledRule, Undecidable, compile_rule
 from auditor.firewall.iptables_save import BUILTIN_CHAINS, Chain, SaveDump, Table
+from auditor.firewall.iptables_targets import NAT_TARGETS, apply_mark, mark_op, nat_to
+from auditor.firewall.jumps import MAX_RULE_VISITS, budget_reason
 from auditor.firewall.model import (
     IPTABLES_PRIORITIES,
     ChainOutcome,
@@ -32,17 +32,15 @@ from auditor.firewall.model import (
     RuleRef,
     TraceEnv,
 )
-from auditor.firewall.nat import NatStep, NatTo, parse_to, translate
+from auditor.firewall.nat import translate
 from auditor.models import Location, ParseIssue
 
 TERMINAL = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject"}
-NAT_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"}
 # Targets that do something to the packet or log it and let it go on.
 NON_TERMINAL = {"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "CONNMARK", "CLASSIFY", "DSCP", "TOS",
                 "TTL", "HL", "TCPMSS", "CHECKSUM", "SECMARK", "CONNSECMARK", "SET", "IDLETIMER",
                 "LED", "HMARK", "TEE", "RATEEST", "TCPOPTSTRIP", "NFACCT", "CT", "NOTRACK",
                 "MARK", "MASQUERADE_HACK"}
-MAX_DEPTH = 64
 INDEX_MIN_RULES = 8
 
 
@@ -55,10 +53,15 @@ class _IndexedChain:
     by_dport: dict[int, list[int]] = field(default_factory=dict)
     by_src: dict[str, list[int]] = field(default_factory=dict)
     by_need: dict[str, list[int]] = field(default_factory=dict)  # indexed rules by needs
+    wild_rules: list[CompiledRule] = field(default_factory=list)  # never changed by callers
 
     def build(self) -> None:
         if len(self.rules) < INDEX_MIN_RULES:
             return
+        self._build()
+        self.wild_rules = [self.rules[i] for i in self.wild]
+
+    def _build(self) -> None:
         for i, cr in enumerate(self.rules):
             if "*" in cr.needs:
                 self.wild.append(i)
@@ -93,14 +96,8 @@ class _IndexedChain:
                     lists.append(got)
         rules = self.rules
         if len(lists) == 1:
-            return [rules[i] for i in self.wild]
-        seen: set[int] = set()
-        out = []
-        for i in heapq.merge(*lists):
-            if i not in seen:
-                seen.add(i)
-                out.append(rules[i])
-        return out
+            return self.wild_rules
+        return [rules[i] for i in sorted(set().union(*lists))]  # position order, no repeats
 
 
 class IptablesRuleset:
@@ -113,6 +110,7 @@ class IptablesRuleset:
         self.ipsets = ipsets
         self.tables: dict[tuple[int, str], Table] = {}
         self._chains: dict[tuple[int, str, str], _IndexedChain] = {}
+        self._hooks: dict[tuple[int, str], list[HookChain]] = {}
         for table in dump.tables:
             key = (table.family, table.name)
             if key in self.tables:  # a second dump of the same table: keep the later one
@@ -121,7 +119,8 @@ class IptablesRuleset:
                     f"table {table.name} appears twice; later wins"))
             self.tables[key] = table
             for chain in table.chains.values():
-                compiled = [compile_rule(r, table.family, ipsets) for r in chain.rules]
+                compiled = [self._effect(compile_rule(r, table.family, ipsets), table.name)
+                            for r in chain.rules]
                 ic = _IndexedChain(chain, compiled)
                 ic.build()
                 self._chains[(table.family, table.name, chain.name)] = ic
@@ -140,6 +139,12 @@ class IptablesRuleset:
                     yield self._policy(fam, table.name, chain)
 
     def hook_chains(self, family: int, hook: str) -> list[HookChain]:
+        got = self._hooks.get((family, hook))  # the tables never change after loading
+        if got is None:
+            got = self._hooks[(family, hook)] = self._hook_chains(family, hook)
+        return list(got)
+
+    def _hook_chains(self, family: int, hook: str) -> list[HookChain]:
         out = []
         fname = "ip6" if family == 6 else "ip"
         for name, prios in IPTABLES_PRIORITIES.items():
@@ -159,6 +164,7 @@ class IptablesRuleset:
         base = self._chains[(fam, chain.table, chain.chain)]
         cands, i = base.candidates(packet), 0
         start_packet = packet
+        visits = 0
         while True:
             if i >= len(cands):
                 if stack:
@@ -167,6 +173,10 @@ class IptablesRuleset:
                 break
             cr = cands[i]
             i += 1
+            visits += 1
+            if visits > MAX_RULE_VISITS:
+                ne.append(NotEvaluated(cr.rule.ref, budget_reason(chain.chain)))
+                break
             try:
                 if not all(check(packet, env) for check in cr.checks):
                     continue
@@ -190,7 +200,8 @@ class IptablesRuleset:
                                     ref.reject_with, tuple(path), tuple(cond), tuple(ne),
                                     packet if packet is not start_packet else None)
             if target in NAT_TARGETS and chain.table == "nat":
-                packet, step = _nat(target, cr, packet, env, chain.hook)
+                packet, step = translate(target.lower(), cr.effect, packet, env,  # type: ignore[arg-type]
+                                         chain.hook, ref)
                 return ChainOutcome("accept", ref, None, None, tuple(path), tuple(cond), tuple(ne),
                                     packet, step)
             if target == "RETURN":
@@ -200,15 +211,12 @@ class IptablesRuleset:
                 break
             sub = self._chains.get((fam, chain.table, target))
             if sub is not None and target not in BUILTIN_CHAINS.get(chain.table, ()):
-                if not cr.rule.goto:
-                    if len(stack) >= MAX_DEPTH:
-                        ne.append(NotEvaluated(ref, "chain nesting deeper than 64"))
-                        continue
-                    stack.append((cands, i))
+                if not cr.rule.goto:  # no depth limit: loops are refused on reading, so
+                    stack.append((cands, i))  # the stack holds at most one entry per chain
                 cands, i = sub.candidates(packet), 0
                 continue
             if target in ("MARK", "CONNMARK", "CT", "NOTRACK"):
-                packet = _apply(target, cr, packet)
+                packet = apply_mark(cr.effect, cr.rule, packet)  # type: ignore[arg-type]
                 continue
             if target in NON_TERMINAL:
                 continue
@@ -220,6 +228,21 @@ class IptablesRuleset:
                             tuple(ne), packet if packet is not start_packet else None)
 
     # --- helpers ---------------------------------------------------------------------------
+    def _effect(self, cr: CompiledRule, table: str) -> CompiledRule:
+        """``cr`` with its NAT/MARK options read; a bad value is an issue and not evaluated."""
+        rule = cr.rule
+        try:
+            if rule.target in NAT_TARGETS and table == "nat":
+                return replace(cr, effect=nat_to(rule))
+            if rule.target == "MARK":
+                return replace(cr, effect=mark_op(rule))
+        except ValueError as exc:
+            why = f"-j {rule.target}: {exc}"
+            self.issues.append(ParseIssue(rule.ref.location or Location(self.origin),
+                                          "iptables-save", why, rule.ref.text[:200]))
+            return replace(cr, unknown=(*cr.unknown, why))
+        return cr
+
     def _policy(self, fam: int, table: str, chain: Chain) -> Policy:
         return Policy(self.backend, "ip6" if fam == 6 else "ip", table, chain.name,
                       (chain.policy or "ACCEPT").lower(), chain.packets, chain.bytes)
@@ -256,37 +279,3 @@ def _what(target: str | None) -> str | None:
     if target is None:
         return None
     return TERMINAL.get(target, f"jump {target}" if target not in NON_TERMINAL else target.lower())
-
-
-@lru_cache(maxsize=4096)
-def _nat_to(text: str | None) -> NatTo:
-    return parse_to(text)
-
-
-def _nat(target: str, cr: CompiledRule, packet: Packet, env: TraceEnv,
-         hook: str) -> tuple[Packet, NatStep]:
-    """The packet after a DNAT/SNAT/REDIRECT/MASQUERADE/NETMAP rule, and the step to show."""
-    opts = {o.name: o.arg for o in cr.rule.target_options}
-    text = (opts.get("to-destination") or opts.get("to-source") or opts.get("to-ports")
-            or opts.get("to"))
-    return translate(target.lower(), _nat_to(text), packet, env, hook, cr.rule.ref)
-
-
-def _apply(target: str, cr: CompiledRule, packet: Packet) -> Packet:
-    opts = {o.name: o.arg for o in cr.rule.target_options}
-    if target == "MARK":
-        if "set-xmark" in opts or "set-mark" in opts:
-            val, _, mask = (opts.get("set-xmark") or opts["set-mark"]).partition("/")
-            v, m = int(val, 0), int(mask, 0) if mask else 0xFFFFFFFF
-            if "set-mark" in opts:
-                return packet.with_mark((packet.mark & ~m & 0xFFFFFFFF) | v)
-            return packet.with_mark((packet.mark & ~m & 0xFFFFFFFF) ^ v)
-        for op in ("and-mark", "or-mark", "xor-mark"):
-            if op in opts:
-                v = int(opts[op], 0)
-                mark = {"and-mark": packet.mark & v, "or-mark": packet.mark | v,
-                        "xor-mark": packet.mark ^ v}[op]
-                return packet.with_mark(mark)
-    if target == "NOTRACK" or (target == "CT" and "notrack" in opts):
-        return replace(packet, ct_state="untracked")
-    return packet

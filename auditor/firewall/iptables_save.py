@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import pyparsing as pp
 
+from auditor.firewall.jumps import Jump, find_loop, loop_message
 from auditor.firewall.model import RuleRef
 from auditor.firewall.owners import owner_of
 from auditor.models import Location, ParseIssue
@@ -50,6 +51,10 @@ NEEDS_VALUE = {"--dport", "--sport", "--dports", "--sports", "--ports", "--desti
 
 class SaveError(ValueError):
     """A file that is not iptables-save output at all."""
+
+
+class RefusedTable(SaveError):
+    """iptables-save output the kernel would refuse (a loop of jumps); names file:line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +308,7 @@ def parse_save(text: str, origin: str, backend: str = "iptables-nft",
                 target=tnorm, reject_with=reject_with,
             )
             chain.rules.append(IptRule(ref, matches, target, topts, goto))
+        _refuse_loops(table)
         dump.tables.append(table)
         table = None
         pending.clear()
@@ -357,6 +363,19 @@ def parse_save(text: str, origin: str, backend: str = "iptables-nft",
     if not seen_any:
         raise SaveError(f"{origin}: no '*table' line: not iptables-save output")
     return dump
+
+
+def _refuse_loops(table: Table) -> None:
+    """RefusedTable when jumps/gotos between the table's user chains form a loop."""
+    builtin = BUILTIN_CHAINS.get(table.name, ())
+    edges = {name: [Jump(r.target, r.ref.location) for r in chain.rules
+                    if r.target in table.chains and r.target not in builtin]
+             for name, chain in table.chains.items()}
+    found = find_loop(edges)
+    if found is not None:
+        chains, loc = found
+        where = loc or table.location
+        raise RefusedTable(f"{where}: {loop_message(chains, table.name)}")
 
 
 def _comment(matches: tuple[Match, ...]) -> str | None:

@@ -31,7 +31,7 @@ base chains their own), and runs each with :meth:`Ruleset.run_chain`.
 * Chains of ``kind == "nat"`` see only the first packet of a connection: the
   tracer skips them unless ``packet.ct_state == "new"``. A NAT rule that matches
   ends its chain with "accept" and returns the rewritten packet plus a
-  :class:`~auditor.firewall.nat.NatStep`; the tracer then skips the other nat
+  :class:`NatStep`; the tracer then skips the other nat
   chains of that hook (the kernel binds a connection once per hook) and, after a
   destination change in prerouting, re-decides the route: a local destination goes
   to INPUT, else FORWARD.
@@ -42,22 +42,24 @@ JSON shapes (``to_json``) are the ones documented for ``auditor rules trace``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from auditor.firewall.packet import Direction, Packet, PacketError
 from auditor.models import Location, ParseIssue
 
-if TYPE_CHECKING:
-    from auditor.firewall.nat import NatStep
+__all__ = [  # Packet and PacketError live in auditor.firewall.packet; published here too
+    "BACKENDS", "DST_KINDS", "HOOKS_BY_DIRECTION", "IPTABLES_PRIORITIES", "OWNERS", "ChainOutcome",
+    "Conditional", "Direction", "FirewallState", "Hook", "HookChain", "NatStep",
+    "NotEvaluated", "Packet", "PacketError", "Policy", "RuleRef", "Ruleset", "TraceEnv",
+    "TraceResult", "Verdict",
+]
 
 Verdict = Literal["accept", "drop", "reject"]
-Direction = Literal["input", "forward", "output"]
 Hook = Literal["prerouting", "input", "forward", "output", "postrouting"]
 
 BACKENDS = ("iptables-legacy", "iptables-nft", "nftables")
-TCP_FLAGS = frozenset({"SYN", "ACK", "RST", "FIN", "PSH", "URG", "ECE", "CWR"})
-CT_STATES = frozenset({"new", "established", "related", "invalid", "untracked"})
 # The hooks a packet crosses, in the kernel's order.
 HOOKS_BY_DIRECTION: Mapping[str, tuple[Hook, ...]] = {
     "input": ("prerouting", "input"),
@@ -74,128 +76,8 @@ IPTABLES_PRIORITIES: Mapping[str, Mapping[str, int]] = {
 }
 # Rule owners recognised by their chain names (see auditor.firewall.owners).
 OWNERS = ("ufw", "firewalld", "docker", "kube-proxy", "fail2ban")
-
-
-class PacketError(ValueError):
-    """A packet description (CLI options or an NDJSON line) that cannot be used."""
-
-
-@dataclass(frozen=True, slots=True)
-class Packet:
-    """One packet to trace. Addresses are strings as given (normalised on build)."""
-
-    src: str
-    dst: str
-    proto: str = "tcp"  # "tcp" | "udp" | "icmp" | "icmpv6" | "sctp" | a number as text
-    sport: int | None = None
-    dport: int | None = None
-    family: int = 4  # 4 or 6; derived from the addresses by from_json
-    direction: Direction = "input"
-    iif: str | None = None  # ingress interface ("in")
-    oif: str | None = None  # egress interface ("out")
-    tcp_flags: frozenset[str] = frozenset()
-    ct_state: str = "new"  # new | established | related | invalid | untracked
-    ct_status: frozenset[str] = frozenset()  # EXPECTED SEEN_REPLY ASSURED CONFIRMED DNAT SNAT
-    mark: int = 0
-    icmp_type: int | None = None
-    length: int = 60  # IP total length in bytes
-
-    @property
-    def src_ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        return ipaddress.ip_address(self.src)
-
-    @property
-    def dst_ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        return ipaddress.ip_address(self.dst)
-
-    def with_mark(self, mark: int) -> Packet:
-        return replace(self, mark=mark)
-
-    @classmethod
-    def build(cls, **kw: Any) -> Packet:
-        """A checked packet from loose keyword values (CLI / JSON); PacketError when unusable.
-
-        Accepts ``state`` for ct_state, ``in``/``out`` for interfaces, tcp_flags as a list
-        or "SYN,ACK" text. Without tcp_flags a TCP packet gets SYN when new, ACK otherwise.
-        """
-        kw = {k: v for k, v in kw.items() if v is not None}
-        aliases = {"state": "ct_state", "in": "iif", "out": "oif", "protocol": "proto",
-                   "flags": "tcp_flags", "source": "src", "destination": "dst"}
-        for a, b in aliases.items():
-            if a in kw:
-                kw.setdefault(b, kw.pop(a))
-        unknown = set(kw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise PacketError(f"unknown packet field(s): {', '.join(sorted(unknown))}")
-        for need in ("src", "dst"):
-            if need not in kw:
-                raise PacketError(f"packet needs {need!r}")
-        try:
-            src = ipaddress.ip_address(str(kw["src"]))
-            dst = ipaddress.ip_address(str(kw["dst"]))
-        except ValueError as exc:
-            raise PacketError(str(exc)) from None
-        if src.version != dst.version:
-            raise PacketError(f"src {src} and dst {dst} are of different IP versions")
-        kw["src"], kw["dst"] = str(src), str(dst)
-        fam = kw.get("family", src.version)
-        fam = {"ip": 4, "ipv4": 4, "inet": 4, "ip6": 6, "ipv6": 6}.get(str(fam).lower(), fam)
-        try:
-            kw["family"] = int(fam)
-        except (TypeError, ValueError):
-            raise PacketError(f"bad family {fam!r}") from None
-        if kw["family"] != src.version:
-            raise PacketError(f"family {kw['family']} does not fit address {src}")
-        proto = str(kw.get("proto", "tcp")).lower()
-        if proto == "ipv6-icmp" or (proto == "icmp" and kw["family"] == 6):
-            proto = "icmpv6"
-        kw["proto"] = proto
-        for port in ("sport", "dport", "mark", "icmp_type", "length"):
-            if port in kw:
-                try:
-                    kw[port] = int(str(kw[port]), 0)
-                except ValueError:
-                    raise PacketError(f"{port}: not a number: {kw[port]!r}") from None
-                if port in ("sport", "dport") and not 0 <= kw[port] <= 65535:
-                    raise PacketError(f"{port} {kw[port]} out of range 0-65535")
-        direction = str(kw.get("direction", "input")).lower()
-        if direction not in HOOKS_BY_DIRECTION:
-            raise PacketError(f"direction must be input, forward or output, not {direction!r}")
-        kw["direction"] = direction
-        state = str(kw.get("ct_state", "new")).lower()
-        if state not in CT_STATES:
-            raise PacketError(f"state must be one of {', '.join(sorted(CT_STATES))}, not {state!r}")
-        kw["ct_state"] = state
-        kw["tcp_flags"] = _flagset(kw.get("tcp_flags"), TCP_FLAGS, "tcp flag")
-        if not kw["tcp_flags"] and proto == "tcp":
-            kw["tcp_flags"] = frozenset({"SYN"} if state == "new" else {"ACK"})
-        kw["ct_status"] = _flagset(kw.get("ct_status"), None, "ct status")
-        return cls(**kw)
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Packet:
-        """A packet from one ``--packets`` NDJSON object (keys as :meth:`to_json`)."""
-        if not isinstance(doc, Mapping):
-            raise PacketError("a packet must be a JSON object")
-        return cls.build(**dict(doc))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "family": self.family, "direction": self.direction, "src": self.src,
-            "dst": self.dst, "proto": self.proto, "sport": self.sport, "dport": self.dport,
-            "iif": self.iif, "oif": self.oif, "tcp_flags": sorted(self.tcp_flags),
-            "ct_state": self.ct_state, "ct_status": sorted(self.ct_status), "mark": self.mark,
-        }
-
-
-def _flagset(value: Any, allowed: frozenset[str] | None, what: str) -> frozenset[str]:
-    if value is None or value == "":
-        return frozenset()
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out = frozenset(str(i).strip().upper() for i in items if str(i).strip())
-    if allowed is not None and not out <= allowed:
-        raise PacketError(f"unknown {what}(s): {', '.join(sorted(out - allowed))}")
-    return out
+# NAT kinds that rewrite the destination (netmap does in prerouting/output).
+DST_KINDS = frozenset({"dnat", "redirect"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +132,35 @@ class RuleRef:
         doc.update(target=self.target, reject_with=self.reject_with, comment=self.comment,
                    owner=self.owner, location=str(self.location) if self.location else None)
         return doc
+
+
+@dataclass(frozen=True, slots=True)
+class NatStep:
+    """One address translation, original -> new endpoint, and the rule that made it.
+
+    ``before``/``after`` are endpoints as text ("192.0.2.10:80", "[2001:db8::1]:443");
+    ``note`` says what the trace chose (the first address of a range) or could not know."""
+
+    kind: str  # "dnat" | "redirect" | "snat" | "masquerade" | "netmap"
+    rule: RuleRef
+    hook: str
+    before: str
+    after: str
+    note: str | None = None
+
+    @property
+    def rewrites_destination(self) -> bool:
+        return self.kind in DST_KINDS or (
+            self.kind == "netmap" and self.hook in ("prerouting", "output"))
+
+    @property
+    def text(self) -> str:
+        side = "destination" if self.rewrites_destination else "source"
+        return f"{self.kind.upper()} {side} {self.before} -> {self.after}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "hook": self.hook, "before": self.before,
+                "after": self.after, "note": self.note, "rule": self.rule.to_json()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,13 +307,16 @@ class TraceResult:
         """True when nothing conditional or unevaluated was met on the way."""
         return not self.conditional and not self.not_evaluated
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, rule_json: Callable[[RuleRef], dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+        """The ``rules trace`` JSON; ``rule_json`` may memoise :meth:`RuleRef.to_json`."""
+        rj = rule_json or RuleRef.to_json
         return {
             "verdict": self.verdict,
             "reject_with": self.reject_with,
-            "rule": self.rule.to_json() if self.rule else None,
+            "rule": rj(self.rule) if self.rule else None,
             "policy": self.policy.to_json() if self.policy else None,
-            "path": [r.to_json() for r in self.path],
+            "path": [rj(r) for r in self.path],
             "conditional": [c.to_json() for c in self.conditional],
             "not_evaluated": [n.to_json() for n in self.not_evaluated],
             "nat": [n.to_json() for n in self.nat],

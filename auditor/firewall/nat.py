@@ -15,7 +15,8 @@ kernel's NAT core does for a NEW connection:
   destination in prerouting/output, the source elsewhere).
 
 An address auditor cannot know (an interface's address when the host's addresses were
-not given) leaves that field of the packet as it was, and the :class:`NatStep` shows it
+not given) leaves that field of the packet as it was, and the
+:class:`~auditor.firewall.model.NatStep` shows it
 in angle brackets with a note, so the output never pretends.
 """
 
@@ -24,41 +25,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
 
-from auditor.firewall.model import Packet, RuleRef, TraceEnv
+from auditor.firewall.model import NatStep, Packet, RuleRef, TraceEnv
 
 PORTED = frozenset({"tcp", "udp", "sctp", "dccp", "udplite", "6", "17", "33", "132", "136"})
-DST_KINDS = frozenset({"dnat", "redirect"})
-
-
-@dataclass(frozen=True, slots=True)
-class NatStep:
-    """One address translation, original -> new endpoint, and the rule that made it.
-
-    ``before``/``after`` are endpoints as text ("192.0.2.10:80", "[2001:db8::1]:443");
-    ``note`` says what the trace chose (the first address of a range) or could not know."""
-
-    kind: str  # "dnat" | "redirect" | "snat" | "masquerade" | "netmap"
-    rule: RuleRef
-    hook: str
-    before: str
-    after: str
-    note: str | None = None
-
-    @property
-    def rewrites_destination(self) -> bool:
-        return self.kind in DST_KINDS or (
-            self.kind == "netmap" and self.hook in ("prerouting", "output"))
-
-    @property
-    def text(self) -> str:
-        side = "destination" if self.rewrites_destination else "source"
-        return f"{self.kind.upper()} {side} {self.before} -> {self.after}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "hook": self.hook, "before": self.before,
-                "after": self.after, "note": self.note, "rule": self.rule.to_json()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Evaluate nftables rules for a :class:`~auditor.firewall.model.Packet`.
 
-:func:`compile_ruleset` turns every rule of an :class:`~auditor.firewall.nft_json.NftRuleset`
+:func:`compile_ruleset` turns every rule of the chains of an nftables ruleset
 once into a list of steps (matches, conditions, mark changes, verdicts); named and
 anonymous sets become :class:`ValueMap` lookups (hash sets plus sorted interval
 lists), so loading and tracing stay linear in the ruleset's size. Long chains are
@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from auditor.firewall import nft_render
+from auditor.firewall.jumps import MAX_RULE_VISITS, budget_reason
 from auditor.firewall.model import (
     ChainOutcome,
     Conditional,
@@ -36,8 +37,8 @@ from auditor.firewall.model import (
 )
 from auditor.firewall.nat import translate
 from auditor.firewall.nft_index import MAX_KEYS, IndexedChain, Key, best_key, key_field, safe_left
-from auditor.firewall.nft_json import BACKEND, NftChain, NftRule, NftRuleset
 from auditor.firewall.nft_nat import SKIP, compile_nat
+from auditor.firewall.nft_objects import BACKEND, NftChain, NftRule, NftSet
 from auditor.firewall.nft_values import (
     MISSING,
     PV,
@@ -87,19 +88,20 @@ class _Chain:
 class Compiled:
     """A ruleset compiled for tracing; :meth:`run` implements ``Ruleset.run_chain``."""
 
-    def __init__(self, rs: NftRuleset) -> None:
-        self.rs = rs
+    def __init__(self, chains: Mapping[tuple[str, str, str], NftChain],
+                 sets: Mapping[tuple[str, str, str], NftSet]) -> None:
+        self.sets = sets
         self._maps: dict[tuple[Any, ...], ValueMap] = {}
         self._pv: PV | None = None  # the last packet's view, reused across its base chains
         self.chains: dict[tuple[str, str, str], _Chain] = {}
-        for key, ch in rs.chains.items():
+        for key, ch in chains.items():
             self.chains[key] = _Chain(ch, [self._compile_rule(ch, r) for r in ch.rules])
 
     # -- compiling ---------------------------------------------------------------
     def _named(self, ch: NftChain, ref: str, ftype: Any) -> ValueMap | str:
         """The lookup for ``@name`` in the rule's table, or a condition text if dynamic."""
         name = ref.lstrip("@")
-        st = self.rs.sets.get((ch.family, ch.table, name))
+        st = self.sets.get((ch.family, ch.table, name))
         if st is None:
             raise Unsupported(f"set @{name} not found in table {ch.family} {ch.table}")
         if st.dynamic:
@@ -223,6 +225,7 @@ class Compiled:
         base = self.chains[(hc.family, hc.table, hc.chain)]
         cur, cands, pos = base, base.candidates(pv), 0
         stack: list[tuple[_Chain, list[int], int]] = []
+        visits = 0
         while True:
             if pos >= len(cands):
                 if not stack:
@@ -231,6 +234,10 @@ class Compiled:
                 continue
             rule = cur.rules[cands[pos]]
             pos += 1
+            visits += 1
+            if visits > MAX_RULE_VISITS:
+                nevals.append(NotEvaluated(rule.ref, budget_reason(hc.chain)))
+                break
             v = self._exec(rule, pv, path, conds, nevals)
             if v is None or v[0] == "continue":
                 continue
@@ -397,6 +404,7 @@ def _limit_condition(arg: Mapping[str, Any], text: str) -> str:
     return f"while under {rate}{burst}; beyond that the rule does not match ({text})"
 
 
-def compile_ruleset(rs: NftRuleset) -> Compiled:
-    """Compile every chain of ``rs`` once (linear in the number of rules and elements)."""
-    return Compiled(rs)
+def compile_ruleset(chains: Mapping[tuple[str, str, str], NftChain],
+                    sets: Mapping[tuple[str, str, str], NftSet]) -> Compiled:
+    """Compile every chain once (linear in the number of rules and elements)."""
+    return Compiled(chains, sets)

@@ -12,7 +12,8 @@ Tables that iptables-nft manages (``xt`` compat expressions, or the iptables tab
 chain names) are recognised and left to the iptables path: they are listed in
 ``NftRuleset.iptables_tables`` and ``notes`` and never traced here.
 :class:`NftRuleset` implements the :class:`auditor.firewall.model.Ruleset` protocol;
-evaluation lives in :mod:`auditor.firewall.nft_eval`.
+its parts are the types of :mod:`auditor.firewall.nft_objects`, and evaluation lives in
+:mod:`auditor.firewall.nft_eval` (which knows only those types).
 """
 
 from __future__ import annotations
@@ -23,80 +24,24 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from auditor.firewall import nft_layout, nft_render
+from auditor.firewall import nft_eval, nft_layout, nft_render
+from auditor.firewall.jumps import Jump, find_loop, loop_message
 from auditor.firewall.model import ChainOutcome, HookChain, Packet, Policy, RuleRef, TraceEnv
+from auditor.firewall.nft_objects import BACKEND, NftChain, NftError, NftRule, NftSet, NftTable
 from auditor.models import Location, ParseIssue
 
-BACKEND = "nftables"
+__all__ = [  # the parts' types live in nft_objects and are published here too
+    "BACKEND", "NftChain", "NftError", "NftRule", "NftRuleset", "NftSet", "NftTable",
+    "load_json", "read_live",
+]
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 IPTABLES_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security", "broute"})
 IPTABLES_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING",
                              "BROUTING"})
 LIVE_COMMAND = ("nft", "-j", "list", "ruleset")
-
-
-class NftError(ValueError):
-    """The ruleset could not be read at all (bad JSON, missing nft, no permission)."""
-
-
-@dataclass(frozen=True, slots=True)
-class NftTable:
-    family: str
-    name: str
-    handle: int | None = None
-    flags: tuple[str, ...] = ()
-    iptables: str | None = None  # why it is considered iptables-nft's, else None
-
-
-@dataclass(frozen=True, slots=True)
-class NftSet:
-    """A named set or map; ``elements`` are the raw JSON elements (``[key, data]`` for maps)."""
-
-    family: str
-    table: str
-    name: str
-    type: tuple[str, ...]
-    handle: int | None = None
-    flags: tuple[str, ...] = ()
-    map_type: str | None = None  # None for a set; "verdict" for a verdict map
-    elements: tuple[Any, ...] = ()
-    dynamic: bool = False  # updated from the packet path (add/update @set, meters)
-    location: Location | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NftRule:
-    family: str
-    table: str
-    chain: str
-    handle: int | None
-    position: int  # 1-based within the chain
-    expr: tuple[Any, ...]
-    text: str
-    ref: RuleRef
-    comment: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NftChain:
-    family: str
-    table: str
-    name: str
-    handle: int | None = None
-    type: str | None = None
-    hook: str | None = None
-    priority: int | None = None
-    policy: str | None = None
-    device: str | None = None
-    rules: tuple[NftRule, ...] = ()
-    location: Location | None = None
-
-    @property
-    def is_base(self) -> bool:
-        return self.hook is not None
 
 
 @dataclass
@@ -112,7 +57,7 @@ class NftRuleset:
     objects: list[Mapping[str, Any]] = field(default_factory=list)  # the raw JSON list
     version: str | None = None
     notes: list[str] = field(default_factory=list)
-    _compiled: Any = None  # built on the first trace; the ruleset is not changed after
+    _compiled: nft_eval.Compiled | None = None  # built on the first trace; frozen after
     _hooks: dict[tuple[int, str], list[HookChain]] = field(default_factory=dict)
 
     @property
@@ -153,11 +98,8 @@ class NftRuleset:
 
     def run_chain(self, chain: HookChain, packet: Packet, env: TraceEnv) -> ChainOutcome:
         if self._compiled is None:
-            from auditor.firewall import nft_eval  # late: nft_eval imports this module
-
-            self._compiled = nft_eval.compile_ruleset(self)
-        result: ChainOutcome = self._compiled.run(chain, packet, env)
-        return result
+            self._compiled = nft_eval.compile_ruleset(self.chains, self.sets)
+        return self._compiled.run(chain, packet, env)
 
 
 class _Lines:
@@ -216,7 +158,7 @@ def load_json(text: str, origin: str) -> NftRuleset:
         return Location(origin, lines.line(offs[i]) if i < len(offs) else 0)
 
     chain_rules: dict[tuple[str, str, str], list[NftRule]] = {}
-    chain_objs: list[tuple[int, Mapping[str, Any]]] = []
+    chain_objs: list[tuple[int, NftChain]] = []
     for i, obj in enumerate(objs):
         try:
             _load_object(rs, i, obj, loc, chain_rules, chain_objs)
@@ -224,24 +166,85 @@ def load_json(text: str, origin: str) -> NftRuleset:
             rs.issues.append(ParseIssue(loc(i), "nft-json", f"malformed object: {exc!r}",
                                         json.dumps(obj)[:200]))
     for i, c in chain_objs:
-        key = (str(c["family"]), str(c["table"]), str(c["name"]))
-        rs.chains[key] = NftChain(
-            key[0], key[1], key[2], c.get("handle"), c.get("type"), c.get("hook"),
-            int(c["prio"]) if "prio" in c else None, c.get("policy"),
-            c.get("dev") if isinstance(c.get("dev"), str) else None,
-            tuple(chain_rules.pop(key, [])), loc(i))
+        key = (c.family, c.table, c.name)
+        rs.chains[key] = replace(c, rules=tuple(chain_rules.pop(key, [])), location=loc(i))
     for key, orphans in chain_rules.items():
         for r in orphans:
             rs.issues.append(ParseIssue(r.ref.location or Location(origin), "nft-json",
                                         f"rule in unknown chain {' '.join(key)}", r.text))
+    _refuse_loops(rs)
     _mark_dynamic_sets(rs)
     _mark_iptables_tables(rs)
     return rs
 
 
+def _chain(c: Mapping[str, Any]) -> NftChain:
+    """A chain object's fields, checked (the rules and location are added later)."""
+    fam, table, name = (_word(c, k) for k in ("family", "table", "name"))
+    if fam not in FAMILIES:
+        raise ValueError(f"unknown family {fam!r}")
+    prio = c.get("prio")
+    if prio is not None and (not isinstance(prio, int) or isinstance(prio, bool)):
+        raise ValueError(f"chain {name}: prio must be an integer, not {prio!r}"[:200])
+    hook, typ, pol = c.get("hook"), c.get("type"), c.get("policy")
+    for what, val in (("hook", hook), ("type", typ), ("policy", pol)):
+        if val is not None and not isinstance(val, str):
+            raise ValueError(f"chain {name}: {what} must be a word, not {val!r}"[:200])
+    if pol is not None and pol not in ("accept", "drop"):
+        raise ValueError(f"chain {name}: policy must be accept or drop, not {pol!r}"[:200])
+    return NftChain(fam, table, name, c.get("handle"), typ, hook, prio, pol,
+                    c.get("dev") if isinstance(c.get("dev"), str) else None)
+
+
+def _word(body: Mapping[str, Any], key: str) -> str:
+    if key not in body:
+        raise ValueError(f"no {key!r}")
+    val = body[key]
+    if not isinstance(val, str) or not val:
+        raise ValueError(f"{key} must be a name, not {val!r}"[:200])
+    return val
+
+
+def _refuse_loops(rs: NftRuleset) -> None:
+    """NftError (file:line) when jumps/gotos, verdict maps included, form a loop."""
+    tables: dict[tuple[str, str], dict[str, list[Jump]]] = {}
+    for c in rs.chains.values():
+        edges = tables.setdefault((c.family, c.table), {})
+        out = edges.setdefault(c.name, [])
+        for r in c.rules:
+            maps = [rs.sets.get((c.family, c.table, ref)) for ref in _jumps(r.expr, out, r)]
+            for st in maps:
+                if st is not None and st.map_type == "verdict":
+                    _jumps(st.elements, out, r)
+    for (_, table), edges in tables.items():
+        found = find_loop(edges)
+        if found is not None:
+            chains, where = found
+            raise NftError(f"{where or rs.origin}: {loop_message(chains, table)}")
+
+
+def _jumps(tree: Any, out: list[Jump], rule: NftRule) -> list[str]:
+    """Add the jump/goto targets found anywhere in ``tree``; return the @map names used."""
+    refs: list[str] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, Mapping):
+            for key, val in node.items():
+                if key in ("jump", "goto") and isinstance(val, Mapping):
+                    out.append(Jump(str(val.get("target")), rule.ref.location))
+                else:
+                    todo.append(val)
+        elif isinstance(node, list | tuple):
+            todo.extend(node)
+        elif isinstance(node, str) and node.startswith("@"):
+            refs.append(node[1:])
+    return refs
+
+
 def _load_object(rs: NftRuleset, i: int, obj: Any, loc: Any,
                  chain_rules: dict[tuple[str, str, str], list[NftRule]],
-                 chain_objs: list[tuple[int, Mapping[str, Any]]]) -> None:
+                 chain_objs: list[tuple[int, NftChain]]) -> None:
     if not isinstance(obj, Mapping) or len(obj) != 1:
         raise ValueError("expected an object with one key")
     kind, body = next(iter(obj.items()))
@@ -257,7 +260,7 @@ def _load_object(rs: NftRuleset, i: int, obj: Any, loc: Any,
         rs.tables[(fam, str(body["name"]))] = NftTable(
             fam, str(body["name"]), body.get("handle"), tuple(body.get("flags", ())))
     elif kind == "chain":
-        chain_objs.append((i, body))
+        chain_objs.append((i, _chain(body)))
     elif kind in ("set", "map"):
         typ = body["type"]
         key = (str(body["family"]), str(body["table"]), str(body["name"]))

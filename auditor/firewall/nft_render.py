@@ -182,8 +182,8 @@ def expr(e: Any) -> str:
         h = e[k]
         inner = f" {expr(h['expr'])}" if "expr" in h else ""
         return f"{k}{inner} mod {h.get('mod')}" + (f" seed 0x{h['seed']:x}" if "seed" in h else "")
-    if "set" in e or "range" in e or "prefix" in e or "elem" in e:
-        return value(e)
+    if isinstance(e.get("set"), list) or "range" in e or "prefix" in e or "elem" in e:
+        return value(e)  # what value() renders itself (a "set" that is no list would loop)
     return "<" + json.dumps(e, separators=(",", ":")) + ">"
 
 

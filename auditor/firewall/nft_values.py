@@ -113,7 +113,10 @@ def _service(v: Any) -> int:
     try:
         return _num(v)
     except ValueError:
-        return socket.getservbyname(str(v))
+        try:
+            return socket.getservbyname(str(v))
+        except OSError:
+            raise ValueError(f"unknown service {v!r}") from None
 
 
 def norm(ftype: Any, v: Any) -> tuple[Any, ...]:

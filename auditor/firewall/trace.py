@@ -25,6 +25,7 @@ from auditor.firewall.model import (
     Conditional,
     Direction,
     HookChain,
+    NatStep,
     NotEvaluated,
     Packet,
     Policy,
@@ -33,7 +34,6 @@ from auditor.firewall.model import (
     TraceEnv,
     TraceResult,
 )
-from auditor.firewall.nat import NatStep
 
 NO_MAPPING = ("ct state {state}: only the first packet of a connection meets the nat chains; "
               "{label} translates a new one like it ({text}), but this connection's mapping "

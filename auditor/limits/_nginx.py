@@ -21,12 +21,15 @@ T = TypeVar("T")
 _PROBLEM = re.compile(r"^(.*?):(\d+): (.*)$")
 
 
-def load_nginx(path: str) -> tuple[NginxConfig | None, tuple[ParseIssue, ...]]:
-    """(NginxConfig or None, problems) for a ``nginx -T`` dump or an nginx.conf with includes."""
+def load_nginx(
+    path: str, root: str | None = None
+) -> tuple[NginxConfig | None, tuple[ParseIssue, ...]]:
+    """(NginxConfig or None, problems) for a ``nginx -T`` dump or an nginx.conf with includes
+    (resolved inside ``root``, the input's folder, when given)."""
     try:
         from auditor.nginx.config import load
 
-        cfg = load(path)
+        cfg = load(path, root)
     except Exception as exc:  # a config we cannot read must not stop the other checks
         loc = getattr(exc, "location", None)
         line = loc.line if isinstance(loc, Location) else 0

@@ -192,9 +192,10 @@ def load_state(inputs: Inputs) -> HostState:
     processes.sort(key=lambda p: (p.pid is None, p.pid or 0))
     nginx = None
     for art in inputs.by_kind("nginx-config")[:1]:
-        nginx, issues = load_nginx(art.path)
+        nginx, issues = load_nginx(art.path, inputs.root)
         problems.extend(issues)
     limits = build_limits(sysctls, after.values, listeners, processes, nginx)
+    logs = set(inputs.logs())  # once, not per artifact
     return HostState(
         limits=limits,
         before=dict(before.values),
@@ -210,7 +211,7 @@ def load_state(inputs: Inputs) -> HostState:
         problems=tuple(problems),
         host=inputs.host,
         kernel=inputs.kernel,
-        sources=tuple(a for a in inputs.artifacts if a not in set(inputs.logs())),
+        sources=tuple(a for a in inputs.artifacts if a not in logs),
         root=inputs.root,
     )
 

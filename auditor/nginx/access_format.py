@@ -19,6 +19,7 @@ dump carries its included files in itself.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.nginx.loader import is_dump
 from auditor.nginx.logformat import STOCK_FORMATS
+from auditor.sources.tree import check, open_regular
 
 if TYPE_CHECKING:
     from auditor.nginx.config import NginxConfig
@@ -50,15 +52,23 @@ class FoundFormat:
     origin: str  # "config.conf:12" or the configuration's name
 
 
-def config_beside(log_path: Path) -> Path | None:
-    """The first nginx configuration named in :data:`CONFIG_NAMES` beside ``log_path``."""
+def config_beside(log_path: Path, root: str | None = None) -> Path | None:
+    """The first nginx configuration named in :data:`CONFIG_NAMES` beside ``log_path``
+    (with ``root``, an input's folder: only inside it, links leading out not taken).
+
+    One that is, or lies through, a symbolic link leading out of its folder is
+    passed over: an input does not get to name a file of this host.
+    """
     folder = log_path.parent
+    real_root = os.path.realpath(root) if root is not None else None
     for _ in range(CONFIG_LEVELS + 1):
         for name in CONFIG_NAMES:
             candidate = folder / name
-            if candidate.is_file():
+            if real_root is not None and check(str(candidate), real_root) is not None:
+                continue
+            if candidate.is_file() and candidate.resolve().is_relative_to(folder.resolve()):
                 return candidate
-        if folder.parent == folder:
+        if folder.parent == folder or (real_root and os.path.realpath(folder) == real_root):
             break
         folder = folder.parent
     return None
@@ -67,7 +77,7 @@ def config_beside(log_path: Path) -> Path | None:
 def read_config(path: Path) -> str:
     """A configuration's text, bounded; FormatLookupError when unreadable or too large."""
     try:
-        with path.open("rb") as fh:
+        with open(open_regular(str(path)), "rb") as fh:  # a FIFO never hangs
             data = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise FormatLookupError(f"{path}: {exc.strerror or exc}") from None
@@ -77,7 +87,7 @@ def read_config(path: Path) -> str:
 
 
 def log_format_options(
-    log_path: Path, options: dict[str, Any], config: Path | None = None
+    log_path: Path, options: dict[str, Any], config: Path | None = None, root: str | None = None
 ) -> tuple[dict[str, Any], str | None]:
     """``options`` with the access log's ``log_format`` resolved, and a note for the user.
 
@@ -90,7 +100,7 @@ def log_format_options(
     if "$" in given or given in STOCK_FORMATS:
         return options, None
     try:
-        found = format_for_log(log_path, config, given or None)
+        found = format_for_log(log_path, config, given or None, root)
     except FormatLookupError as exc:
         if config is not None or given:
             raise
@@ -104,16 +114,18 @@ def log_format_options(
 
 
 def format_for_log(
-    log_path: Path, config: Path | None = None, name: str | None = None
+    log_path: Path, config: Path | None = None, name: str | None = None, root: str | None = None
 ) -> FoundFormat | None:
     """The format of the access log at ``log_path``: from ``config`` (the user's, includes
-    followed) or else from a configuration found beside the log (read alone)."""
+    followed; an input's, when ``root`` is its folder, includes resolved inside it) or else
+    from a configuration found beside the log (read alone)."""
     follow = config is not None
     if config is None:
-        config = config_beside(log_path)
+        config = config_beside(log_path, root)
         if config is None:
             return None
-    return format_from_config(read_config(config), str(config), str(log_path), name, follow)
+    text = read_config(config)
+    return format_from_config(text, str(config), str(log_path), name, follow, root)
 
 
 def format_from_config(
@@ -122,15 +134,17 @@ def format_from_config(
     log_path: str,
     name: str | None = None,
     follow_includes: bool = False,
+    root: str | None = None,
 ) -> FoundFormat | None:
     """The format named ``name``, or else that of the access log at ``log_path``.
 
     None when the configuration does not say (no access_log for this path and more
     than one format in use). FormatLookupError for a configuration that does not
     parse or has no format of that name. ``follow_includes`` reads included files
-    from this host: only for a configuration the user named.
+    from this host: only for a configuration the user named (or, with ``root``, from
+    inside that input folder).
     """
-    cfg = _parsed(text, origin, follow_includes)
+    cfg = _parsed(text, origin, follow_includes, root)
     formats = cfg.log_formats
     if name:
         lf = formats.get(name)
@@ -148,7 +162,7 @@ def format_from_config(
 
 
 @lru_cache(maxsize=4)
-def _parsed(text: str, origin: str, follow_includes: bool) -> NginxConfig:
+def _parsed(text: str, origin: str, follow_includes: bool, root: str | None) -> NginxConfig:
     """A parsed configuration (the rotations of one log share it)."""
     # Imported here: the configuration grammar (pyparsing) takes a tenth of a second
     # to load, and most parses never read a configuration.
@@ -158,7 +172,7 @@ def _parsed(text: str, origin: str, follow_includes: bool) -> NginxConfig:
     if not follow_includes and not is_dump(text):
         text = f"# configuration file {origin}:\n{text}"  # one section: includes stay unread
     try:
-        cfg = parse_text(text, origin)
+        cfg = parse_text(text, origin, root)
         cfg.log_formats  # noqa: B018 - a bad log_format is an error of the configuration
     except NginxConfigError as exc:
         raise FormatLookupError(f"nginx config: {exc}") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 from auditor.nginx.loader import read_source, read_text
@@ -43,18 +44,21 @@ T = TypeVar("T")
 __all__ = ["NginxConfig", "NginxConfigError", "load", "parse_text"]
 
 
-def load(path: str) -> NginxConfig:
-    """Parse a configuration file (with its includes) or an ``nginx -T`` dump, by content."""
+def load(path: str, root: str | None = None) -> NginxConfig:
+    """Parse a configuration file (with its includes) or an ``nginx -T`` dump, by content.
+
+    ``root``: the input (bundle, sosreport folder) the file belongs to; its
+    includes then resolve inside it, never on the analysing host."""
     try:
-        text = read_text(path)
+        text = read_text(path, regular=root is not None)
     except OSError as exc:
         raise NginxConfigError(f"cannot read: {exc.strerror or exc}", None) from None
-    return parse_text(text, path)
+    return parse_text(text, path, root)
 
 
-def parse_text(text: str, origin: str) -> NginxConfig:
+def parse_text(text: str, origin: str, root: str | None = None) -> NginxConfig:
     """Parse configuration text; ``origin`` names it and anchors relative includes."""
-    directives, files, problems, dump = read_source(text, origin)
+    directives, files, problems, dump = read_source(text, origin, root)
     return NginxConfig(origin, directives, files, problems, dump)
 
 
@@ -121,10 +125,25 @@ class NginxConfig:
         ]
         return found or [Setting(default)]
 
+    @cached_property
+    def _children(self) -> dict[int, list[Directive]]:
+        """Directives by the index of their parent block: built once, so that
+        looking up a block's children costs nothing per block (linear analysis)."""
+        kids: dict[int, list[Directive]] = {}
+        for d in self.directives:
+            kids.setdefault(d.parent, []).append(d)
+        return kids
+
+    @cached_property
+    def _position(self) -> dict[int, int]:
+        return {id(d): i for i, d in enumerate(self.directives)}
+
     def children(self, block: Directive) -> list[Directive]:
         """The directives directly inside a block directive."""
-        idx = self.directives.index(block)
-        return [d for d in self.directives if d.parent == idx]
+        idx = self._position.get(id(block))
+        if idx is None:
+            idx = self.directives.index(block)
+        return list(self._children.get(idx, ()))
 
     # --- main and events --------------------------------------------------------------
     @property
@@ -162,7 +181,7 @@ class NginxConfig:
             names: tuple[str, ...] = ()
             if d.parent >= 0:
                 names = tuple(
-                    a for s in self.children(self.directives[d.parent]) if s.name == "server_name"
+                    a for s in self._children.get(d.parent, ()) if s.name == "server_name"
                     for a in s.args
                 )
             out.append(Listen(

@@ -1,7 +1,11 @@
 """Reading nginx configuration sources: a file with its ``include``s, or ``nginx -T`` output.
 
 ``include`` paths are globbed and, when relative, taken from the main
-configuration's directory (nginx's conf prefix). In an ``nginx -T`` dump the
+configuration's directory (nginx's conf prefix). A configuration that is part
+of an input (a bundle, a sosreport) is read with that input's ``root``: its
+includes resolve inside the root (``/etc/nginx/x`` is ``<root>/etc/nginx/x``),
+a file they name that lies outside it (``..``, a symbolic link) is not read but
+reported, and only regular files are opened (a FIFO never hangs). In an ``nginx -T`` dump the
 ``# configuration file PATH:`` sections stand for the files, so a dump taken on
 another host resolves its includes without touching this one. The result is
 one flat tuple of :class:`Directive` in nginx's reading order, each with the
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from auditor.models import Location
 from auditor.nginx import grammar
 from auditor.nginx.model import Directive, NginxConfigError
+from auditor.sources.tree import open_regular, resolve_in
 
 MAX_INCLUDE_DEPTH = 32
 MAX_FILE_BYTES = 64 << 20
@@ -51,6 +56,7 @@ class _Reader:
 
     prefix: str
     sections: dict[str, str] | None = None  # nginx -T: path -> text
+    root: str | None = None  # an input's root: includes resolve inside it, never on this host
     directives: list[Directive] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -91,7 +97,9 @@ class _Reader:
         if len(d.args) != 1:
             raise NginxConfigError("include takes exactly one argument", d.location)
         pattern = d.args[0]
-        if not os.path.isabs(pattern):
+        if self.root is not None and self.sections is None and os.path.isabs(pattern):
+            pattern = os.path.normpath(os.path.join(self.root, pattern.lstrip("/")))
+        elif not os.path.isabs(pattern):
             pattern = os.path.normpath(os.path.join(self.prefix, pattern))
         for path, text in self._resolve(pattern, d):
             self.read_file(path, text, d.context, d.parent, depth + 1)
@@ -108,6 +116,8 @@ class _Reader:
             if not found and not has_glob:
                 self.problems.append(f"{d.location}: include {pattern}: not in the dump")
             return found
+        if self.root is not None:
+            return self._resolve_inside(self.root, pattern, has_glob, d)
         paths = sorted(glob.glob(pattern)) if has_glob else [pattern]
         out: list[tuple[str, str]] = []
         for path in paths:
@@ -117,10 +127,36 @@ class _Reader:
                 self.problems.append(f"{d.location}: include {path}: {exc.strerror or exc}")
         return out
 
+    def _resolve_inside(
+        self, root: str, pattern: str, has_glob: bool, d: Directive
+    ) -> list[tuple[str, str]]:
+        """An input's include: its folder resolved inside ``root`` first, then globbed there."""
+        folder, name = os.path.split(pattern)
+        where = resolve_in(root, folder) if not _GLOB_CHARS.search(folder) else None
+        if where is None:
+            self.problems.append(f"{d.location}: include {pattern}: not resolved inside the input")
+            return []
+        paths = sorted(glob.glob(os.path.join(glob.escape(where), name))) if has_glob else [
+            os.path.join(where, name)
+        ]
+        out: list[tuple[str, str]] = []
+        for path in paths:
+            real = resolve_in(root, path)
+            if real is None:
+                self.problems.append(f"{d.location}: include {path}: symbolic link loop")
+                continue
+            try:
+                out.append((path, read_text(real, regular=True)))
+            except OSError as exc:
+                self.problems.append(f"{d.location}: include {path}: {exc.strerror or exc}")
+        return out
 
-def read_text(path: str) -> str:
-    """A configuration file's text (invalid UTF-8 replaced); OSError when unreadable."""
-    with open(path, "rb") as fh:
+
+def read_text(path: str, regular: bool = False) -> str:
+    """A configuration file's text (invalid UTF-8 replaced); OSError when unreadable.
+
+    ``regular``: anything but a regular file is refused without blocking."""
+    with open(open_regular(path) if regular else path, "rb") as fh:
         data = fh.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise NginxConfigError("file larger than 64 MiB: not a configuration", Location(path, 1))
@@ -130,8 +166,10 @@ def read_text(path: str) -> str:
 Source = tuple[tuple[Directive, ...], tuple[str, ...], tuple[str, ...], bool]
 
 
-def read_source(text: str, origin: str) -> Source:
-    """(directives, files read, problems, is_dump) for a file's or a dump's text."""
+def read_source(text: str, origin: str, root: str | None = None) -> Source:
+    """(directives, files read, problems, is_dump) for a file's or a dump's text.
+
+    ``root``: the input the configuration belongs to; includes stay inside it."""
     if is_dump(text):
         sections = split_dump(text, origin)
         main_path, main_text = sections[0]
@@ -140,6 +178,7 @@ def read_source(text: str, origin: str) -> Source:
         unused = [p for p, _ in sections if p not in reader.files]
         reader.problems.extend(f"{origin}: section {p} is not included anywhere" for p in unused)
         return tuple(reader.directives), tuple(reader.files), tuple(reader.problems), True
-    reader = _Reader(os.path.dirname(origin) or ".")
+    real_root = os.path.realpath(root) if root is not None else None
+    reader = _Reader(os.path.dirname(origin) or ".", root=real_root)
     reader.read_file(origin, text, (), -1, 0)
     return tuple(reader.directives), tuple(reader.files), tuple(reader.problems), False

@@ -91,7 +91,10 @@ _LOG_TAGS = (None, "kernel", "ulogd", "ulogd2")
 # took: possessive), then the prefix and netfilter.FAST_V4. ASCII only (it is much
 # faster): host and interface names are printable ASCII, so that what matches is
 # what the general path's \S runs would take; an uptime with other digits is left
-# to the general path by _fast_packet.
+# to the general path by _fast_packet. Measured (parse calls alone, 11,076 candidate
+# lines of bench_parse's syslog.log, loaded 2-core machine): 16 vs 37 us per line with
+# all shortcuts on/off; this one alone 32 vs 42. End to end (bench_parse.py, 106 MB,
+# rg path, where finding the lines dominates) 0.38-0.40 vs 0.41-0.42 CPU s.
 _FAST_PACKET = re.compile(
     r"([A-Z][a-z]{2} [ \d]?\d) (\d\d:\d\d:\d\d) +([!-~]*[!-9;-~]) kernel: ?+"
     r"(?:\[ *(\d+\.\d+)\] ?)?+((.*?)IN=([!-~]*) OUT=([!-~]*)" + netfilter.FAST_V4 + r")\Z",

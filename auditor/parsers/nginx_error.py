@@ -31,9 +31,10 @@ _TAIL = re.compile(
     r'(?:, referrer: "(?P<referrer>.*?)")?\s*\Z',
     re.S,
 )
-# (A one-match head-and-tail reader was removed: tests/benchmarks/bench_parse.py showed
-# no gain, 0.59 s with it and 0.27 s without on 108 MB (6,396 events), and 85 vs 83 us
-# per candidate line parsed alone, on a loaded 2-core machine.)
+# (A one-match head-and-tail reader was removed: no measurable gain. bench_parse.py on
+# 108 MB, 6,396 events, best of 3, CPU seconds: with rg 0.25/0.33/0.41 with it and
+# 0.26/0.28/0.30 without; pure Python (AUDITOR_NO_RG=1) 1.82 with, 1.88 without; the
+# parse calls alone 85 vs 83 us per candidate line. Shared, loaded 2-core machine.)
 _ERRNO = re.compile(r"\((\d+): ([^)]*)\)")
 _SIGNAL = re.compile(r"signal (\d+) \((SIG\w+)\) received(?: from (\d+))?(?:, (.*))?\Z")
 _WORKER = re.compile(r"worker process (\d+) exited (?:on signal (\d+)|with code (\d+))")

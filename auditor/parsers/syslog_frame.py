@@ -82,6 +82,7 @@ _RFC5424 = re.compile(
 )
 _DMESG_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{6}[+-]\d\d:?\d\d\Z")
 # The common RFC 3164 shape (no PRI, no fraction, a host, a tag) in one match.
+# Measured with the kernel parser's own shortcut off: 42 vs 52 us per candidate line.
 _RFC3164_TAGGED = re.compile(
     r"(([A-Z][a-z]{2}) ([ \d]?\d)) (\d\d):(\d\d):(\d\d) +(\S*[^\s:]) "
     r"(([^\s\[\]:]{1,64})(?:\[(\d{1,10})\])?: ?+((?:\[ *(\d+\.\d+)\] ?)?+(.*)))",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from auditor.bundle.inputs import Artifact, Inputs
 from auditor.correlate.report import SourceInfo
-from auditor.models import Event
+from auditor.models import Event, Location, ParseIssue
 from auditor.nginx.access_format import FormatLookupError, log_format_options
 from auditor.parsers import FALLBACK, detect, registry, why_unrecognised
 from auditor.parsers.base import LineParser, ParseContext
@@ -58,6 +58,7 @@ def file_context(
     cls: type[LineParser] | None = None,
     nginx_config: str | None = None,
     notes: list[str] | None = None,
+    root: str | None = None,
 ) -> ParseContext:
     """``base`` anchored on the file's own time (year inference), and for an access log
     the ``log_format`` it was written with (from ``nginx_config`` or a configuration
@@ -68,7 +69,7 @@ def file_context(
     if cls is not None and cls.name in ACCESS_READERS:
         config = Path(nginx_config) if nginx_config else None
         try:
-            options, note = log_format_options(Path(path), dict(ctx.options), config)
+            options, note = log_format_options(Path(path), dict(ctx.options), config, root)
         except FormatLookupError as exc:
             raise SourceError(str(exc)) from None
         ctx = replace(ctx, options=options)
@@ -94,11 +95,12 @@ def read_log(
     every_line: bool = False,
     nginx_config: str | None = None,
     info: FileNotes | None = None,
+    root: str | None = None,
 ) -> Iterator[Event]:
     """The events of one log file inside ``window``; counts land in ``stats``, and the
     kinds a routing parser handed lines to, with notes, in ``info``."""
     notes = info.notes if info is not None else None
-    parser = cls(file_context(path, base, cls, nginx_config, notes), path)
+    parser = cls(file_context(path, base, cls, nginx_config, notes, root), path)
     events = scan(path, parser, stats, progress, every_line)
     if not window.bounded:
         yield from events  # no window: no per-event test
@@ -126,7 +128,9 @@ def events_of_inputs(
         st = ScanStats(art.path, cls.name)
         stats.append(st)
         try:
-            yield from read_log(art.path, cls, base, st, window, nginx_config=config)
+            yield from read_log(
+                art.path, cls, base, st, window, nginx_config=config, root=inputs.root
+            )
         except (OSError, SourceError) as exc:
             sources.append(SourceInfo(art.path, art.kind, False, note=str(exc)))
             continue
@@ -153,7 +157,10 @@ def events_of_paths(
     A file of no recognised kind is still read line by line by the routing parser
     (relevant-looking lines it cannot read are counted), with a note saying why.
     """
-    for path in walk(list(paths)):
+    skipped: list[tuple[str, str]] = []
+    for path in walk(list(paths), skipped):
+        while skipped:
+            stats.append(_skipped(*skipped.pop(0), notes_out))
         if not path.exists():
             raise SourceError(f"{path}: no such file or directory")
         info = FileNotes()
@@ -167,3 +174,17 @@ def events_of_paths(
         stats.append(st)
         yield from read_log(str(path), cls, base, st, window, progress, every_line,
                             nginx_config, info)
+    stats.extend(_skipped(path, why, notes_out) for path, why in skipped)
+
+
+SKIPPED = "(skipped)"
+
+
+def _skipped(path: str, reason: str, notes_out: dict[str, FileNotes] | None) -> ScanStats:
+    """The entry of a file of a folder that was not read (a link out of it, a loop, a FIFO,
+    the cap on files): its reason is a note, and an issue located at the file."""
+    st = ScanStats(path, SKIPPED)
+    st.issues.append(ParseIssue(Location(path), "input", reason))
+    if notes_out is not None:
+        notes_out.setdefault(path, FileNotes()).notes.append(reason)
+    return st

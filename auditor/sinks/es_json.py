@@ -11,8 +11,8 @@ none) plus the caller's extra top-level fields; a property test checks it. Value
 orjson would render differently from :mod:`json` go through :func:`_default`
 (datetimes as ``isoformat()``, other mappings with ``str`` keys, the rest as ``str``);
 whatever orjson refuses (non-string keys, integers beyond 64 bits, lone surrogates)
-falls back, for that event only, to ``to_ecs`` and the standard encoder, as does
-everything when orjson is not installed. The bytes are always valid UTF-8 with no raw
+falls back, for that event only, to ``to_ecs`` and the standard encoder. The bytes are
+always valid UTF-8 with no raw
 DEL, C1 or bidi control (written as ``\\uXXXX``, the same value once parsed): a lone
 surrogate (an undecodable byte of a file name) is written as the text ``\\xNN``
 (see :func:`auditor.sinks.text.utf8_clean`). One difference is deliberate: a NaN or
@@ -24,18 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from auditor.models import Event, plain, to_ecs
-from auditor.sinks.text import dumps
+import orjson
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is a declared dependency
-    orjson = None  # type: ignore[assignment]
+from auditor.models import Event, plain, to_ecs
+from auditor.sinks.text import dumps, json_bytes
 
 _std = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
@@ -105,11 +101,11 @@ _SPECIAL_CODE = {
         "    else:\n"
         "        {g} = x"
     ),
-    "host": f"if e.{_HOST_ATTR} is None:\n    {{g}}['name'] = host",
+    "host": f"if e.{_HOST_ATTR} is None and host is not None:\n    {{g}}['name'] = host",
 }
 
 
-def _generate() -> Callable[[Event, str, Mapping[str, Any] | None], dict[str, Any]]:
+def _generate() -> Callable[[Event, str | None, Mapping[str, Any] | None], dict[str, Any]]:
     """One flat function building the whole document: no recursion, no path walks."""
     lines = ["def event_doc(e, host, tail):", "    d = {}"]
     lines += _gen_group(_TREE, "d", "    ", 0)
@@ -137,9 +133,9 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _slow(event: Event, host: str, tail: Mapping[str, Any]) -> bytes:
+def _slow(event: Event, host: str | None, tail: Mapping[str, Any]) -> bytes:
     doc = to_ecs(event)
-    if event.host_name is None:
+    if event.host_name is None and host is not None:
         doc.setdefault("host", {})["name"] = host
     doc.update(tail)
     text = _std(doc)
@@ -149,44 +145,46 @@ def _slow(event: Event, host: str, tail: Mapping[str, Any]) -> bytes:
         return dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
-# DEL, C1, bidi controls, LS/PS as UTF-8: JSON may hold them raw, a terminal acts on them
-_RAW = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
+_dumps = orjson.dumps
+_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def _escape_raw(m: re.Match[bytes]) -> bytes:
-    return b"\\u%04x" % ord(m.group().decode("utf-8"))
+def event_bytes(event: Event, host: str | None,
+                tail: Mapping[str, Any] | None = None) -> bytes:
+    """The ECS document of ``event`` as compact UTF-8 JSON (no raw newline).
 
-
-if orjson is not None:
-    _dumps = orjson.dumps
-    _OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-    _ERROR: type[Exception] = orjson.JSONEncodeError
-
-    def event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
-        """The ECS document of ``event`` as compact UTF-8 JSON (no raw newline).
-
-        ``host`` fills a missing ``host.name``; ``tail`` adds top-level fields.
-        """
-        try:
-            data: bytes = _dumps(event_doc(event, host, tail), _default, _OPTS)
-        except _ERROR:
-            return _slow(event, host, tail or {})
-        if (data.isascii() and b"\x7f" not in data) or _RAW.search(data) is None:
-            return data  # the first test, in C, settles nearly every event
-        return _RAW.sub(_escape_raw, data)
-
-else:  # pragma: no cover
-
-    def event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
-        """The ECS document of ``event`` as compact UTF-8 JSON (standard library)."""
+    ``host`` fills a missing ``host.name`` (None: left out, as ``to_ecs``); ``tail`` adds
+    top-level fields.
+    """
+    try:
+        data: bytes = _dumps(event_doc(event, host, tail), _default, _OPTS)
+    except orjson.JSONEncodeError:
         return _slow(event, host, tail or {})
+    return json_bytes(data)
 
 
-def event_json(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> str:
+def event_json(event: Event, host: str | None, tail: Mapping[str, Any] | None = None) -> str:
     """:func:`event_bytes` as text."""
     return event_bytes(event, host, tail).decode("utf-8", "surrogatepass")
 
 
-def stdlib_event_bytes(event: Event, host: str, tail: Mapping[str, Any] | None = None) -> bytes:
+def stdlib_event_bytes(event: Event, host: str | None,
+                       tail: Mapping[str, Any] | None = None) -> bytes:
     """The reference rendering: ``to_ecs`` and :mod:`json` (what the fast path must equal)."""
     return _slow(event, host, tail or {})
+
+
+def doc_bytes(doc: Mapping[str, Any]) -> bytes:
+    """Any JSON-ready document as compact UTF-8 JSON by orjson (what it refuses: :mod:`json`)."""
+    try:
+        data: bytes = _dumps(doc, _default, _OPTS)
+    except orjson.JSONEncodeError:
+        try:
+            return _std_any(doc).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: written as text, valid UTF-8
+            return dumps(doc, separators=(",", ":")).encode("utf-8")
+    return json_bytes(data)
+
+
+# what orjson refuses in doc_bytes, rendered with the same defaults (datetimes as isoformat)
+_std_any = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default).encode

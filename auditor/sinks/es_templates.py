@@ -41,16 +41,6 @@ class StreamNames:
         return {"type": _TYPES[kind], "dataset": self.dataset(kind), "namespace": self.namespace}
 
 
-def validate_namespace(namespace: str) -> str:
-    """Elastic's rules: lowercase, no '-', no \\ / * ? \" < > | , # : or space, <= 100 bytes."""
-    bad = set('\\/*?"<>|,#: -')
-    if not namespace or namespace != namespace.lower() or bad & set(namespace):
-        raise ValueError(f"namespace {namespace!r} is not valid: use lowercase, digits, '_' or '.'")
-    if len(namespace) > 100:
-        raise ValueError(f"namespace {namespace!r} is longer than 100 characters")
-    return namespace
-
-
 KW = {"type": "keyword", "ignore_above": 1024}
 LONG = {"type": "long"}
 DATE = {"type": "date"}

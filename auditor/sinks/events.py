@@ -1,6 +1,7 @@
 """Writing events: a rich table, one JSON document, or NDJSON (ECS-shaped), streamed.
 
-Text from the events is inert in the table and valid UTF-8 in JSON (sinks.text).
+Text from the events is inert in the table and valid UTF-8 in JSON (sinks.text); the
+ECS documents are written by :mod:`auditor.sinks.es_json`, as Elasticsearch gets them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
-from auditor.models import Event, to_ecs
+from auditor.models import Event
+from auditor.sinks.es_json import event_bytes, event_json
 from auditor.sinks.text import cell, clip, dumps, indented, line, short_path
 
 
@@ -20,11 +22,21 @@ def _dumps(doc: Any) -> str:
 
 
 def write_ndjson(events: Iterable[Event], out: IO[str]) -> int:
+    """One ECS document per line, by the serialiser the Elasticsearch sink uses."""
+    raw: IO[bytes] | None = getattr(out, "buffer", None)
     n = 0
+    if raw is None:
+        for event in events:
+            out.write(event_json(event, None))
+            out.write("\n")
+            n += 1
+        return n
+    out.flush()
     for event in events:
-        out.write(_dumps(to_ecs(event)))
-        out.write("\n")
+        raw.write(event_bytes(event, None))
+        raw.write(b"\n")
         n += 1
+    raw.flush()
     return n
 
 
@@ -40,7 +52,7 @@ def write_json(events: Iterable[Event], out: IO[str], summary: Any) -> int:
         if n:
             out.write(",")
         out.write("\n")
-        out.write(_dumps(to_ecs(event)))
+        out.write(event_json(event, None))
         n += 1
     out.write('\n],"summary":')
     out.write(_dumps(summary() if callable(summary) else summary))

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from auditor.correlate.report import Report, evidence_json
 from auditor.models import Finding, plain
-from auditor.sinks.text import dumps
+from auditor.sinks.es_json import doc_bytes
 
 SEVERITY = {"high": 3, "medium": 2, "low": 1}
 
@@ -65,10 +65,14 @@ def _prune(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _text(doc: dict[str, Any]) -> str:
+    return doc_bytes(doc).decode("utf-8")
+
+
 def write_report_ndjson(report: Report, out: IO[str]) -> int:
     n = 0
     for finding in report.findings:
-        out.write(dumps(finding_to_ecs(finding, report.host)))
+        out.write(_text(finding_to_ecs(finding, report.host)))
         out.write("\n")
         n += 1
     for u in report.unexplained:
@@ -92,7 +96,7 @@ def write_report_ndjson(report: Report, out: IO[str]) -> int:
                 "evidence": [evidence_json(e) for e in u.evidence],
             },
         }
-        out.write(dumps(_prune(doc)))
+        out.write(_text(_prune(doc)))
         out.write("\n")
         n += 1
     return n

@@ -185,6 +185,24 @@ def dumps(doc: Any, **kwargs: Any) -> str:
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+# the same characters as UTF-8, for JSON bytes written by orjson
+_JSON_RAW_UTF8 = re.compile(
+    rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]"
+)
+
+
+def _escape_utf8(m: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(m.group().decode("utf-8"))
+
+
+def json_bytes(data: bytes) -> bytes:
+    """UTF-8 JSON ``data`` (as orjson writes it) with the characters :func:`dumps` escapes
+    written as ``\\uXXXX`` too. The first test, in C, settles nearly every document."""
+    if (data.isascii() and b"\x7f" not in data) or _JSON_RAW_UTF8.search(data) is None:
+        return data
+    return _JSON_RAW_UTF8.sub(_escape_utf8, data)
+
+
 def _roundtrip(doc: Any, kwargs: dict[str, Any]) -> Any:
     """``doc`` as plain JSON values (``default`` applied), surrogates kept."""
     plain = {**kwargs, "ensure_ascii": True, "indent": None}

@@ -22,14 +22,31 @@ DECOMPRESS_ERRORS = (EOFError, OSError, ValueError, lzma.LZMAError, zlib.error)
 """What a truncated or corrupt gzip/bzip2/xz stream raises while it is read."""
 
 
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as text that is always valid UTF-8: bytes of a file name that are not UTF-8
+    (kept as surrogates by ``surrogateescape``) are shown as ``\\xNN``. For output only:
+    the path itself still opens the file."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 class SourceError(OSError):
     """A path that cannot be read, with a one-line reason."""
 
 
-def open_binary(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a file for reading, decompressing gzip/bzip2/xz by content, not name."""
+def open_binary(path: str | os.PathLike[str], regular: bool = False) -> BinaryIO:
+    """Open a file for reading, decompressing gzip/bzip2/xz by content, not name.
+
+    ``regular``: refuse (SourceError) anything but a regular file, without
+    blocking on a FIFO (files of an input; a path the user names may be a pipe).
+    """
+    if regular:
+        from auditor.sources.tree import open_regular
+
+        opener_fd: int | None = open_regular(os.fspath(path))
+    else:
+        opener_fd = None
     try:
-        fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - returned to the caller
+        fh: BinaryIO = open(path if opener_fd is None else opener_fd, "rb")  # noqa: SIM115
     except FileNotFoundError as exc:
         raise SourceError(f"{path}: no such file") from exc
     except IsADirectoryError as exc:
@@ -53,28 +70,35 @@ def open_binary(path: str | os.PathLike[str]) -> BinaryIO:
     return fh
 
 
-def read_head(path: str | os.PathLike[str], lines: int = 40, limit: int = 65536) -> list[str]:
+def read_head(
+    path: str | os.PathLike[str], lines: int = 40, limit: int = 65536, regular: bool = False
+) -> list[str]:
     """The first lines of a file (decompressed), decoded leniently, for sniffing."""
-    with open_binary(path) as fh:
+    with open_binary(path, regular) as fh:
         data = fh.read(limit)
     return data.decode("utf-8", "replace").splitlines()[:lines]
 
 
-def walk(paths: list[str]) -> Iterator[Path]:
+def walk(paths: list[str], skipped: list[tuple[str, str]] | None = None) -> Iterator[Path]:
     """Every regular file under ``paths`` (directories walked, sorted, hidden files skipped).
 
+    A directory is a closed world (:class:`auditor.sources.tree.Tree`): links
+    leading out of it, loops, FIFOs and devices in it are not read but
+    appended to ``skipped`` as (path, reason), and so is the cap on files.
     Rotated siblings are returned oldest first (``x.log.3.gz, x.log.2, x.log.1, x.log``)
     so that events come out in time order.
     """
+    from auditor.sources.tree import Tree
+
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files = [
-                Path(root) / name
-                for root, dirs, names in os.walk(p)
-                for name in names
-                if not name.startswith(".")
-            ]
+            tree = Tree(raw)
+            files = [Path(f) for f in tree.files()]
+            if skipped is not None:
+                skipped.extend(tree.skipped)
+                if tree.capped:
+                    skipped.append((raw, tree.cap_note()))
             yield from sorted(files, key=rotation_key)
         else:
             yield p

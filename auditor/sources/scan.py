@@ -3,34 +3,52 @@
 Two interchangeable paths find the candidate lines (those holding one of the
 parser's needles):
 
-* ripgrep, when it is installed and the file is plain: ``rg -F`` with every
-  needle runs at memory speed and reports each line's number and byte offset;
-  the lines after the last candidate are counted afterwards (``wc -l`` when
-  many), which gives the file's line count;
+* ripgrep, when it is installed and the file is plain and at least 1 MiB (a
+  smaller file costs less than a process start): ``rg -F`` with every needle
+  runs at memory speed and reports each line's number and byte offset; the
+  lines after the last candidate are counted afterwards (``wc -lc`` when many),
+  which gives the file's line count. ripgrep reads the file already opened here
+  (``/dev/fd/N``), so a path deleted meanwhile changes nothing; it prints at most
+  2 MiB of a line (``--max-columns``), its output is read in bounded pieces, and
+  it runs in a 64 MiB address space: a line it cannot hold ends it, and the
+  rest of the file is read by the Python path;
 * pure Python otherwise (compressed input, ``AUDITOR_NO_RG=1``, no rg): 8 MiB
-  blocks searched with ``bytes.find`` per needle; a large plain file is split
-  between this process and a worker (see :mod:`auditor.sources.scan_parallel`;
-  ``AUDITOR_NO_PARALLEL=1`` keeps it on one core).
+  blocks searched with ``bytes.find`` per needle (:mod:`auditor.sources.blocks`).
 
 Both yield the same events with the same line numbers and byte offsets; only
-candidate lines are decoded and offered to the parser.
+candidate lines are decoded and offered to the parser. A line longer than
+2 MiB is counted as not understood, with its location, and never held whole.
+A file deleted, replaced or resized during the scan gets a note in its issues
+(not counted as a line not understood); the scan still completes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import resource
 import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from auditor.models import Event, Location, ParseIssue
 from auditor.parsers.base import LineError, LineParser
+from auditor.sources.blocks import Tuning, read_blocks
 from auditor.sources.files import DECOMPRESS_ERRORS, SourceError, open_binary
-from auditor.sources.scan_parallel import Tuning, batches, block_lines
+from auditor.sources.rg_tail import (
+    OMITTED,
+    RG_MEMORY,
+    RG_READ,
+    count_tail,
+    line_end,
+    plain_fd,
+    rg_lines,
+)
 
 TUNING = Tuning()
 BLOCK = TUNING.block
@@ -79,90 +97,79 @@ def scan(
     """
     needles = () if every_line else parser.needles
     resuming = bool(start_offset or start_line or hold_partial)
-    rg = _ripgrep() if needles and not resuming else None
-    if rg is not None and _is_plain(path):
-        yield from _scan_rg(rg, path, needles, parser, stats, progress)
-        return
-    with open_binary(path) as fh:
-        if start_offset:
-            fh.seek(start_offset)
-        if isinstance(fh, io.BufferedReader):
-            yield from _scan_plain(path, fh, needles, parser, stats, progress,
-                                   start_offset, start_line, hold_partial, tuning)
+    fd = plain_fd(path, RG_MIN_BYTES) if needles and not resuming else None
+    rg = _ripgrep() if fd is not None else None
+    if rg is None and fd is not None:
+        os.close(fd)
+    if rg is not None and fd is not None:
+        try:
+            resume = yield from _scan_rg(rg, fd, path, needles, parser, stats, progress)
+        finally:
+            os.close(fd)
+        if resume is None:
             return
-        carry = b""
-        lineno = start_line  # lines fully consumed before the current block
-        base = start_offset  # byte offset of the current block's start in the (decompressed) stream
-        stats.lines = start_line
-        # An archive is read one decompressed piece at a time, so that a corrupt tail
-        # costs only the lines after the damage, not the whole block before it.
-        read = fh.read1  # type: ignore[attr-defined]
-        broken = False
-        while True:
-            try:
-                chunk = b"" if broken else read(tuning.block)
-            except DECOMPRESS_ERRORS as exc:  # truncated or corrupt archive
-                where = Location(parser.path, lineno + 1, base + len(carry))
-                stats.add_issue(ParseIssue(where, parser.name, f"cannot read further: {exc}"))
-                chunk, broken = b"", True
-            if not chunk and (not carry or hold_partial):
-                break
-            block = carry + chunk if carry else chunk
-            if chunk:
-                cut = block.rfind(b"\n") + 1
-                if cut == 0 and len(block) > tuning.max_line:
-                    cut = len(block)  # an overlong line without newline: take it as it is
-                block, carry = block[:cut], block[cut:]
-            else:
-                carry = b""  # final line without newline
-            if not block:
-                continue
-            if progress is not None:
-                progress(len(block))
-            stats.bytes += len(block)
-            starts, idx, raws, nl = block_lines(block, len(block), needles)
-            for start, k, raw in zip(starts, idx, raws, strict=True):
-                event = _offer(raw, lineno + k + 1, base + start, parser, stats)
-                if event is not None:
-                    yield event
-            lineno += nl + (0 if block.endswith(b"\n") else 1)
-            base += len(block)
-        stats.lines = lineno
+        # ripgrep could not hold a line in its memory budget: the rest is read here.
+        start_offset, start_line = resume
+    watch = _Watch.start(path)
+    yield from _scan_python(
+        path, parser, stats, progress, needles, start_offset, start_line, hold_partial, tuning
+    )
+    watch.finish(path, stats, parser)
 
 
-def _scan_plain(
+def _scan_python(
     path: str,
-    fh: io.BufferedReader,
-    needles: tuple[bytes, ...],
     parser: LineParser,
     stats: ScanStats,
     progress: Callable[[int], None] | None,
+    needles: tuple[bytes, ...],
     start_offset: int,
     start_line: int,
     hold_partial: bool,
     tuning: Tuning,
 ) -> Iterator[Event]:
-    """The pure-Python path on an uncompressed file (split over two cores when large)."""
-    lineno = stats.lines = start_line
-    parallel = bool(needles) and _parallel_ok(fh, start_offset, tuning)
-    for batch in batches(path, fh, needles, start_offset, hold_partial, tuning, parallel):
-        if progress is not None:
-            progress(batch.nbytes)
-        stats.bytes += batch.nbytes
-        for offset, k, raw in zip(batch.offsets, batch.linenos, batch.raws, strict=True):
-            event = _offer(raw, lineno + k + 1, offset, parser, stats)
-            if event is not None:
-                yield event
-        lineno += batch.lines
-    stats.lines = lineno
+    """The pure-Python path: blocks of the plain or decompressed stream (:mod:`blocks`)."""
+    max_line = tuning.max_line
+    with open_binary(path) as fh:
+        if start_offset:
+            fh.seek(start_offset)
+        # An archive is read one decompressed piece at a time, so that a corrupt tail
+        # costs only the lines after the damage, not the whole block before it.
+        source = fh if isinstance(fh, io.BufferedReader) else _Guarded(fh)
+        lineno = stats.lines = start_line
+        for batch in read_blocks(source, start_offset, hold_partial, needles, tuning):  # type: ignore[arg-type]
+            if progress is not None:
+                progress(batch.nbytes)
+            stats.bytes += batch.nbytes
+            for offset, k, raw in zip(batch.offsets, batch.linenos, batch.raws, strict=True):
+                event = _offer(raw, lineno + k + 1, offset, parser, stats, max_line)
+                if event is not None:
+                    yield event
+            lineno += batch.lines
+        stats.lines = lineno
+        if isinstance(source, _Guarded) and source.error is not None:
+            where = Location(parser.path, lineno, start_offset + stats.bytes)
+            stats.add_issue(ParseIssue(where, parser.name, f"cannot read further: {source.error}"))
 
 
-def _parallel_ok(fh: io.BufferedReader, start_offset: int, tuning: Tuning) -> bool:
-    """Worth a second process: a large regular file, and a second core to run it on."""
-    if os.environ.get("AUDITOR_NO_PARALLEL") or len(os.sched_getaffinity(0)) < 2:
-        return False
-    st = os.fstat(fh.fileno())
-    return stat.S_ISREG(st.st_mode) and st.st_size - start_offset >= tuning.parallel_min
+class _Guarded:
+    """A decompressing reader whose damage ends the stream instead of raising (kept in
+    ``error``); read one decompressed piece at a time."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.error: Exception | None = None
+
+    def readinto(self, view: memoryview) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            data = self.fh.read1(len(view))  # type: ignore[attr-defined]
+        except DECOMPRESS_ERRORS as exc:  # truncated or corrupt archive
+            self.error = exc
+            return 0
+        view[: len(data)] = data
+        return len(data)
 
 
 def _ripgrep() -> str | None:
@@ -173,76 +180,93 @@ def _ripgrep() -> str | None:
     return shutil.which("rg") or (beside if os.access(beside, os.X_OK) else None)
 
 
-def _is_plain(path: str) -> bool:
-    """A regular, uncompressed file (ripgrep reads it directly)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(6)
-        return os.path.isfile(path) and not head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ"))
-    except OSError:
-        return False
+RG_MIN_BYTES = 1 << 20  # smaller files are read here: a process start costs more than them
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    """The file as it was when the scan began, to report one deleted or changed under it."""
 
+    ident: tuple[int, int] | None
+    size: int
 
-def _newlines_from(path: str, start: int) -> int:
-    """How many newlines the file holds from byte ``start`` on.
+    @classmethod
+    def start(cls, path: str, fd: int | None = None) -> _Watch:
+        try:
+            st = os.fstat(fd) if fd is not None else os.stat(path)
+        except OSError:
+            return cls(None, 0)
+        return cls((st.st_dev, st.st_ino), st.st_size if stat.S_ISREG(st.st_mode) else -1)
 
-    A short tail is counted here; a long one by ``wc -l`` (memchr speed), so
-    that ripgrep's line numbers and this count give the file's line count
-    without a second full pass when candidates reach near the end.
-    """
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        if os.path.getsize(path) - start > COUNT_HERE:
-            try:
-                out = subprocess.run(["wc", "-l"], stdin=fh, capture_output=True, check=True)
-                return int(out.stdout.split()[0])
-            except (OSError, subprocess.CalledProcessError, ValueError, IndexError):
-                fh.seek(start)  # no usable wc: count here
-        return sum(block.count(b"\n") for block in iter(lambda: fh.read(BLOCK), b""))
-
-
-COUNT_HERE = 4 << 20  # tails up to this size are counted in Python
+    def finish(self, path: str, stats: ScanStats, parser: LineParser) -> None:
+        """Note (not counted as a line not understood) a file deleted, replaced or resized."""
+        if self.ident is None or self.size < 0:
+            return
+        where = Location(parser.path, stats.lines)
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != self.ident:
+            why = "file deleted or replaced during the scan: read as it was when opened"
+        elif st.st_size != self.size:
+            why = (
+                f"file changed size during the scan ({self.size} bytes at start, "
+                f"{st.st_size} now): read up to byte {stats.bytes}"
+            )
+        else:
+            return
+        stats.issues.append(ParseIssue(where, parser.name, why))
 
 
 def _scan_rg(
     rg: str,
+    fd: int,
     path: str,
     needles: tuple[bytes, ...],
     parser: LineParser,
     stats: ScanStats,
     progress: Callable[[int], None] | None,
-) -> Iterator[Event]:
-    size = os.path.getsize(path)
+) -> Generator[Event, None, tuple[int, int] | None]:
+    """ripgrep reads the open file ``fd`` (so a deleted path does not matter) in bounded memory.
+
+    Returns None when done, or (offset, lines before it) to resume from when ripgrep
+    could not hold a line within RG_MEMORY (the Python path then reads the rest)."""
+    watch = _Watch.start(path, fd)
     cmd = [
-        rg,
-        "--no-config",
-        "--no-mmap",  # buffered reads: rg's memory stays small whatever the file size
-        "-F",
-        "-a",
-        "-n",
-        "-b",
-        "--no-heading",
-        "--no-filename",
-        "--color",
-        "never",
-        "--no-messages",
-    ]
+        rg, "--no-config", "--no-mmap", "-F", "-a", "-n", "-b", "--no-heading", "--no-filename",
+        "--color", "never", "--no-messages",
+        "--max-columns", str(MAX_LINE), "--max-columns-preview",
+    ]  # fmt: skip
     for needle in needles:
         cmd += ["-e", needle.decode("utf-8", "surrogateescape")]
-    cmd.append(path)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1 << 20)
+    cmd.append(f"/dev/fd/{fd}")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=RG_READ, pass_fds=(fd,)
+    )
+    with contextlib.suppress(OSError):  # set at once: ripgrep has allocated little yet
+        resource.prlimit(proc.pid, resource.RLIMIT_AS, (RG_MEMORY, RG_MEMORY))
     assert proc.stdout is not None
     parse, source = parser.parse, parser.path
-    num = off = b"0"  # the last candidate's line number and offset (lines before it: num - 1)
+    # Where the lines received so far end: (offset after them, lines before that offset).
+    done = (0, 0)
+    off = 0
     try:
-        for out in proc.stdout:
-            num, off, raw = out.split(b":", 2)  # rg -n -b: "line:offset:text\n"
-            raw = raw.rstrip(b"\n")
-            if not raw or raw.endswith(b"\r") or len(raw) > MAX_LINE or raw.isspace():
-                event = _offer(raw, int(num), int(off), parser, stats)
+        for out in rg_lines(proc.stdout):  # type: ignore[arg-type]
+            a, b, raw = out.split(b":", 2)  # rg -n -b: "line:offset:text\n"
+            num, off = int(a), int(b)
+            raw = raw[:-1]
+            if len(raw) > MAX_LINE and raw.endswith(OMITTED):  # ripgrep's cut of a long line
+                stats.candidates += 1
+                text = raw[:200].decode("utf-8", "replace")
+                loc = Location(source, num, off)
+                stats.add_issue(ParseIssue(loc, parser.name, _too_long(MAX_LINE), text))
+                done = (-1, num)  # its end is unknown: only a later line tells it
+                continue
+            done = (off + len(raw) + 1, num)
+            if not raw or raw.endswith(b"\r") or raw.isspace():
+                event = _offer(raw, num, off, parser, stats)
             else:  # _offer's common case, inline: this loop runs once per candidate line
                 stats.candidates += 1
-                loc = Location(source, int(num), int(off))
+                loc = Location(source, num, off)
                 text = raw.decode("utf-8", "replace")
                 try:
                     event = parse(text, loc)
@@ -257,26 +281,39 @@ def _scan_rg(
         proc.stdout.close()
         err = b""
         if proc.stderr is not None:
-            err = proc.stderr.read()
+            err = proc.stderr.read(1 << 16)
             proc.stderr.close()
         code = proc.wait()
     if code not in (0, 1):
+        if "memory allocation" in err.decode(errors="replace") or code < 0:
+            return _resume_after(fd, done, off, stats)
         raise SourceError(f"{path}: ripgrep failed: {err.decode(errors='replace').strip()}")
-    newlines = max(int(num) - 1, 0) + _newlines_from(path, int(off))
-    with open(path, "rb") as fh:
-        if size:
-            fh.seek(size - 1)
-            unterminated = fh.read(1) != b"\n"
-        else:
-            unterminated = False
-    stats.lines = newlines + int(unterminated)
-    stats.bytes = size
+    start = min(done[0] if done[0] >= 0 else line_end(fd, off), os.fstat(fd).st_size)
+    newlines, nbytes, ended = count_tail(fd, start)
+    stats.lines = done[1] + newlines + (0 if ended else 1)
+    stats.bytes = start + nbytes
     if progress is not None:
-        progress(size)
+        progress(stats.bytes)
+    watch.finish(path, stats, parser)
+    return None
+
+
+def _resume_after(
+    fd: int, done: tuple[int, int], off: int, stats: ScanStats
+) -> tuple[int, int]:
+    """Where the Python path takes over after ripgrep gave up on a line too long for it."""
+    start = done[0] if done[0] >= 0 else line_end(fd, off)
+    stats.bytes = start
+    return start, done[1]
 
 
 def _offer(
-    raw: bytes, lineno: int, offset: int, parser: LineParser, stats: ScanStats
+    raw: bytes,
+    lineno: int,
+    offset: int,
+    parser: LineParser,
+    stats: ScanStats,
+    max_line: int = MAX_LINE,
 ) -> Event | None:
     """Hand one candidate line to the parser; count events and issues."""
     if raw.endswith(b"\r"):
@@ -285,10 +322,11 @@ def _offer(
         return None
     stats.candidates += 1
     loc = Location(parser.path, lineno, offset)
-    text = raw[:MAX_LINE].decode("utf-8", "replace")
-    if len(raw) > MAX_LINE:
-        stats.add_issue(ParseIssue(loc, parser.name, "line longer than 2 MiB", text[:200]))
+    if len(raw) > max_line:
+        text = raw[:200].decode("utf-8", "replace")
+        stats.add_issue(ParseIssue(loc, parser.name, _too_long(max_line), text))
         return None
+    text = raw.decode("utf-8", "replace")
     try:
         event = parser.parse(text, loc)
     except Exception as exc:
@@ -297,6 +335,11 @@ def _offer(
     if event is not None:
         stats.events += 1
     return event
+
+
+def _too_long(max_line: int) -> str:
+    size = f"{max_line >> 20} MiB" if max_line % (1 << 20) == 0 else f"{max_line} bytes"
+    return f"line longer than {size} (not read further)"
 
 
 def _failed(exc: Exception, loc: Location, text: str, parser: LineParser, stats: ScanStats) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 from auditor.models import Event, Location, to_ecs
 from auditor.sinks.es_docs import DocBuilder
 from auditor.sinks.es_ids import EventIds, event_id
-from auditor.sinks.es_json import event_bytes, event_doc, stdlib_event_bytes
+from auditor.sinks.es_json import doc_bytes, event_bytes, event_doc, stdlib_event_bytes
 from auditor.sinks.es_templates import StreamNames
+from auditor.sinks.events import write_json, write_ndjson
 from auditor.sinks.text import utf8_clean
 
 TAIL = {"agent": {"name": "auditor"}, "data_stream": {"type": "logs", "namespace": "t"}}
@@ -120,3 +122,27 @@ def test_event_ids_reuse_the_prefix_and_match_event_id() -> None:
     doc = DocBuilder("web-1", StreamNames("prod")).event(
         Event(t0, Location("/l", 5)), "kern", "ident")
     assert doc.id == event_id("web-1", "kern", "ident", -5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(events(), max_size=4))
+def test_parse_ndjson_is_to_ecs_by_the_fast_serialiser(evs: list[Event]) -> None:
+    """``auditor parse --format ndjson`` writes exactly ``to_ecs`` of each event (no host added),
+    whether its output is a text stream with a byte buffer (stdout) or without one."""
+    want = [json.loads(json.dumps(to_ecs(e), default=str)) for e in evs]
+    raw = io.BytesIO()
+    wrapped = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogatepass")
+    assert write_ndjson(iter(evs), wrapped) == len(evs)
+    assert [json.loads(line) for line in raw.getvalue().split(b"\n")[:-1]] == want
+    plain_text = io.StringIO()
+    write_ndjson(iter(evs), plain_text)
+    # records end at "\n" only (str.splitlines would also split at U+0085 inside a value)
+    assert [json.loads(line) for line in plain_text.getvalue().split("\n")[:-1]] == want
+    whole = io.StringIO()
+    write_json(iter(evs), whole, {"files": 0})
+    assert json.loads(whole.getvalue()) == {"events": want, "summary": {"files": 0}}
+
+
+def test_report_ndjson_uses_the_fast_serialiser_for_every_document() -> None:
+    doc = {"a": {"when": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)}, "big": 2**70, "nan": None}
+    assert json.loads(doc_bytes(doc)) == json.loads(json.dumps(doc, default=lambda v: v.isoformat()))

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from auditor.config import ConfigError, Secret, load_config
+from auditor.config import ConfigError, Secret, load_config, validate_namespace
 from auditor.models import Event, Evidence, Finding, Location, to_ecs
 from auditor.parsers import registry
 from auditor.parsers.base import ParseContext
 from auditor.sinks.es_docs import DocBuilder, Window, finding_doc
 from auditor.sinks.es_ids import event_id, finding_id
 from auditor.sinks.es_json import event_json
-from auditor.sinks.es_templates import StreamNames, validate_namespace
+from auditor.sinks.es_templates import StreamNames
 from auditor.sources.checkpoint import (
     AuditState,
     FileState,

@@ -14,6 +14,7 @@ from auditor.sinks.text import (
     dumps,
     hanging,
     inert,
+    json_bytes,
     line,
     md_code,
     md_text,
@@ -144,3 +145,13 @@ def test_json_is_always_strict_utf8(doc: object) -> None:
 def test_surrogates_become_their_escape_text() -> None:
     assert utf8_clean({"p\udcff": ["x\udcfe", 1]}) == {"p\\xff": ["x\\xfe", 1]}
     assert json.loads(dumps({"path": "bad\udc80name"})) == {"path": "bad\\x80name"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=4))
+def test_orjson_bytes_carry_no_raw_control(doc: dict[str, str]) -> None:
+    import orjson
+
+    data = json_bytes(orjson.dumps(doc))
+    assert json.loads(data) == doc  # the same value
+    assert not raw_controls(data.decode("utf-8"))

@@ -108,3 +108,21 @@ def test_a_broken_config_beside_the_log_is_a_note_not_a_failure(tmp_path: Path) 
     entry = parse_json(str(log))["summary"]["files"][0]
     assert entry["events"] == 4
     assert any("beside the log not used" in n and "nginx.conf:2" in n for n in entry["notes"])
+
+
+def test_a_config_beside_the_log_that_links_out_is_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "host" / "nginx.conf"
+    outside.parent.mkdir()
+    outside.write_text(f"http {{ log_format custom '{CUSTOM}'; access_log x.log custom; }}\n")
+    logs = tmp_path / "input" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "access.log").write_text(CUSTOM_LINE)
+    (logs / "nginx.conf").symlink_to(outside)
+    assert config_beside(logs / "access.log") is None
+    (logs / "nginx.conf").unlink()
+    (logs / "nginx").symlink_to(outside.parent, target_is_directory=True)
+    assert config_beside(logs / "access.log") is None
+    (logs / "nginx").unlink()
+    (tmp_path / "input" / "nginx.conf").symlink_to(logs.parent / "real.conf")
+    (logs.parent / "real.conf").write_text(outside.read_text())
+    assert config_beside(logs / "access.log") == tmp_path / "input" / "nginx.conf"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from auditor.models import Event, Location
 from auditor.parsers.base import LineError, LineParser, ParseContext
+from auditor.sources import scan as scan_module
 from auditor.sources.scan import ScanStats, scan
 
 
@@ -38,6 +39,7 @@ def run(path: Path, use_rg: bool, every_line: bool = False) -> tuple[list[tuple[
     old = os.environ.pop("AUDITOR_NO_RG", None)
     if not use_rg:
         os.environ["AUDITOR_NO_RG"] = "1"
+    old_min, scan_module.RG_MIN_BYTES = scan_module.RG_MIN_BYTES, 0  # small files to rg too
     try:
         stats = ScanStats(str(path), "needle-test")
         events = [
@@ -45,6 +47,7 @@ def run(path: Path, use_rg: bool, every_line: bool = False) -> tuple[list[tuple[
             for e in scan(str(path), Needle(ParseContext(), str(path)), stats, every_line=every_line)
         ]
     finally:
+        scan_module.RG_MIN_BYTES = old_min
         os.environ.pop("AUDITOR_NO_RG", None)
         if old is not None:
             os.environ["AUDITOR_NO_RG"] = old
@@ -208,19 +211,15 @@ def test_ripgrep_beside_the_interpreter_is_found(tmp_path: Path) -> None:
     assert out.stdout.strip() == str(venv / "bin" / "rg")
 
 
-# --- the pure-Python path on two cores (auditor.sources.scan_parallel) ---
-# Tiny sizes reach every edge on small input: lines straddling blocks and segment
-# boundaries, pieces longer than a block without newline (cut at max_line).
-# ``alternate`` fixes the split (the worker reads every odd segment), so the worker
-# really runs whatever the timing; the default dynamic split is checked too.
+# --- the pure-Python path with tiny sizes (auditor.sources.blocks) ---
+# Tiny blocks reach every edge on small input: lines straddling blocks, lines
+# longer than a block (reported as too long, skipped piece by piece, a needle
+# still seen across pieces), final lines without newline, resumed reads.
 
-from dataclasses import replace  # noqa: E402
+from auditor.sources.blocks import Tuning  # noqa: E402
 
-from auditor.sources.scan_parallel import Tuning  # noqa: E402
-
-TINY = Tuning(block=8, max_line=12, segment=16, parallel_min=0, alternate=True)
-TINY_DYNAMIC = Tuning(block=8, max_line=12, segment=8, parallel_min=0)
-TINY_SEQUENTIAL = Tuning(block=8, max_line=12, segment=16, parallel_min=1 << 60)
+TINY = Tuning(block=8, max_line=12)
+SMALL = Tuning(block=5, max_line=7)
 
 Outcome = tuple[list[tuple[int, int | None, str]], list[tuple[int, int | None, str]], int, int, int, int]
 
@@ -228,7 +227,7 @@ Outcome = tuple[list[tuple[int, int | None, str]], list[tuple[int, int | None, s
 def pure(path: Path, tuning: Tuning, start_offset: int = 0, start_line: int = 0,
          hold_partial: bool = False) -> Outcome:
     """Events and issues (line, offset, text) and the counts, on the pure-Python path."""
-    old = {k: os.environ.pop(k, None) for k in ("AUDITOR_NO_RG", "AUDITOR_NO_PARALLEL")}
+    old = os.environ.pop("AUDITOR_NO_RG", None)
     os.environ["AUDITOR_NO_RG"] = "1"
     try:
         stats = ScanStats(str(path), "needle-test")
@@ -237,38 +236,62 @@ def pure(path: Path, tuning: Tuning, start_offset: int = 0, start_line: int = 0,
             start_line=start_line, hold_partial=hold_partial, tuning=tuning)]
     finally:
         os.environ.pop("AUDITOR_NO_RG", None)
-        os.environ.update({k: v for k, v in old.items() if v is not None})
+        if old is not None:
+            os.environ["AUDITOR_NO_RG"] = old
     issues = [(i.location.line, i.location.offset, i.reason) for i in stats.issues]
     return events, issues, stats.lines, stats.bytes, stats.candidates, stats.events
 
 
+def truth(data: bytes, max_line: int, start: int = 0, first_line: int = 0,
+          hold_partial: bool = False) -> Outcome:
+    """What the scan must report: events, issues ("too long" or "bad line"), counts."""
+    events: list[tuple[int, int | None, str]] = []
+    issues: list[tuple[int, int | None, str]] = []
+    body = data[start:]
+    if hold_partial and body and not body.endswith(b"\n"):
+        body = body[: body.rfind(b"\n") + 1]
+    lines = body.split(b"\n")
+    if body.endswith(b"\n") or not body:
+        lines = lines[:-1]
+    offset, candidates = start, 0
+    for n, line in enumerate(lines, first_line + 1):
+        raw = line[:-1] if line.endswith(b"\r") else line
+        if (b"HIT" in line or b"BAD" in line) and raw.strip():
+            candidates += 1
+            if len(raw) > max_line:
+                issues.append((n, offset, f"line longer than {max_line} bytes (not read further)"))
+            elif b"BAD" in raw:
+                issues.append((n, offset, "bad line"))
+            else:
+                events.append((n, offset, raw.decode("utf-8", "replace")))
+        offset += len(line) + 1
+    return events, issues, first_line + len(lines), len(body), candidates, len(events)
+
+
 PIECES = st.one_of(
-    st.sampled_from([b"HIT", b"BAD", b"\n", b"\r\n", b"x", b"\x00", b"\xff", b" ", b"\n\n"]),
+    st.sampled_from([b"HIT", b"BAD", b"\n", b"\r\n", b"x", b"\x00", b"\xff", b" ", b"\n\n", b"\r"]),
     st.integers(1, 30).map(lambda n: b"y" * n),  # lines longer than a block / than max_line
     st.integers(1, 30).map(lambda n: b"HIT" + b"z" * n + b"BAD"),
+    st.integers(1, 30).map(lambda n: b"q" * n + b"HIT"),  # a needle far into a long line
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(PIECES, max_size=60), st.booleans())
-def test_parallel_path_matches_sequential_on_random_input(
+def test_tiny_blocks_report_the_truth_on_random_input(
         tmp_path: Path, parts: list[bytes], hold_partial: bool) -> None:
     data = b"".join(parts)
     path = tmp_path / "p.log"
     path.write_bytes(data)
-    want = pure(path, TINY_SEQUENTIAL, hold_partial=hold_partial)
-    assert pure(path, TINY, hold_partial=hold_partial) == want
-    assert pure(path, TINY_DYNAMIC, hold_partial=hold_partial) == want
-    if not hold_partial:  # at full size nothing is cut: the plain truth
-        events, _, lines, size, _, _ = pure(path, Tuning(parallel_min=1 << 60))
-        assert events == list(expected(data)) and size == len(data)
-        assert lines == data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    for tuning in (TINY, SMALL):
+        assert pure(path, tuning, hold_partial=hold_partial) == truth(
+            data, tuning.max_line, hold_partial=hold_partial)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(PIECES, min_size=1, max_size=60), st.data())
-def test_parallel_path_resumes_like_sequential(tmp_path: Path, parts: list[bytes], data: st.DataObject) -> None:
-    """start_offset/start_line (the Elasticsearch job's incremental reads) on both paths."""
+def test_tiny_blocks_resume_where_asked(tmp_path: Path, parts: list[bytes], data: st.DataObject) -> None:
+    """start_offset/start_line (the Elasticsearch job's incremental reads)."""
     blob = b"".join(parts)
     path = tmp_path / "q.log"
     path.write_bytes(blob)
@@ -276,44 +299,28 @@ def test_parallel_path_resumes_like_sequential(tmp_path: Path, parts: list[bytes
     start = data.draw(st.sampled_from(starts))
     before = blob[:start].count(b"\n")
     hold = data.draw(st.booleans())
-    want = pure(path, TINY_SEQUENTIAL, start, before, hold)
-    assert pure(path, TINY, start, before, hold) == want
-    assert pure(path, TINY_DYNAMIC, start, before, hold) == want
+    got = pure(path, TINY, start, before, hold)
+    want = truth(blob, TINY.max_line, start, before, hold)
+    assert got == want
 
 
-SPLIT_CASES = {
-    "empty": b"",
-    "crlf": b"a\r\nHIT one\r\n\r\nxxHIT two\r\nBAD\r\n" * 3,
-    "no-final-newline": b"aaaaaaaaaaaaaaaa\nHIT " + b"w" * 40 + b" HIT last",
-    "huge-lines": (b"y" * 50 + b"HIT\n") * 3 + b"HIT" + b"q" * 70 + b"\n" + b"HIT tail\n",
-    "straddling": b"".join(b"l%02d HIT\n" % n if n % 3 else b"l%02d quiet line\n" % n for n in range(40)),
-    "blank-lines": b"\n" * 40 + b"HIT\n" + b"\n" * 40,
-}
-
-
-@pytest.mark.parametrize("case", sorted(SPLIT_CASES))
-def test_parallel_split_cases(tmp_path: Path, case: str) -> None:
-    data = SPLIT_CASES[case]
+def test_full_size_is_the_plain_truth(tmp_path: Path) -> None:
+    data = (b"y" * 50 + b"HIT\n") * 3 + b"HIT" + b"q" * 70 + b"\n" + b"HIT tail"
     path = tmp_path / "s.log"
     path.write_bytes(data)
-    want = pure(path, TINY_SEQUENTIAL)
-    assert pure(path, TINY) == want
-    assert pure(path, TINY_DYNAMIC) == want
-    small = Tuning(block=5, max_line=7, segment=5, parallel_min=0, alternate=True)
-    assert pure(path, small) == pure(path, replace(small, parallel_min=1 << 60))
-    assert pure(path, Tuning(parallel_min=1 << 60))[0] == list(expected(data))  # full size: truth
+    events, _, lines, size, _, _ = pure(path, Tuning())
+    assert events == list(expected(data)) and size == len(data) and lines == 5
 
 
-def test_parallel_path_streams(tmp_path: Path) -> None:
-    """The first events come before the whole file is read, and the worker's lines follow in order."""
+def test_python_path_streams(tmp_path: Path) -> None:
+    """The first events come before the whole file is read."""
     data = b"".join(b"%05d HIT\n" % n for n in range(5000))
     path = tmp_path / "big.log"
     path.write_bytes(data)
     os.environ["AUDITOR_NO_RG"] = "1"
     try:
         stats = ScanStats(str(path), "needle-test")
-        tuning = Tuning(block=1024, segment=4096, parallel_min=0, alternate=True)
-        events = scan(str(path), Needle(ParseContext(), str(path)), stats, tuning=tuning)
+        events = scan(str(path), Needle(ParseContext(), str(path)), stats, tuning=Tuning(block=1024))
         first = next(events)
         assert first.location.line == 1 and stats.bytes < len(data) // 4
         rest = list(events)
@@ -322,38 +329,3 @@ def test_parallel_path_streams(tmp_path: Path) -> None:
     assert [e.location.line for e in rest] == list(range(2, 5001))
     assert [e.location.offset for e in rest] == [10 * n for n in range(1, 5000)]
     assert stats.lines == 5000 and stats.bytes == len(data)
-
-
-def test_parallel_path_stops_its_worker_when_abandoned(tmp_path: Path) -> None:
-    """A consumer that stops early leaves no worker process behind."""
-    data = b"".join(b"%05d HIT\n" % n for n in range(20000))
-    path = tmp_path / "stop.log"
-    path.write_bytes(data)
-    os.environ["AUDITOR_NO_RG"] = "1"
-    try:
-        stats = ScanStats(str(path), "needle-test")
-        tuning = Tuning(block=1024, segment=1024, parallel_min=0, alternate=True)
-        events = scan(str(path), Needle(ParseContext(), str(path)), stats, tuning=tuning)
-        next(events)
-        mine = os.getpid()
-        children = _children(mine)
-        assert children, "the worker should be running"
-        events.close()
-        assert not set(_children(mine)) & set(children)
-    finally:
-        os.environ.pop("AUDITOR_NO_RG", None)
-
-
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (from /proc), zombies excluded."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
