@@ -132,6 +132,118 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class FindingRule:
+    """The firewall rule a finding names: where it is, what it does, what it counted.
+
+    Built from :func:`auditor.correlate.fwlink.rule_doc` (:meth:`from_doc`); the fields
+    keep that document's order and names, so :meth:`to_doc` gives it back."""
+
+    backend: str | None = None
+    family: str | None = None
+    table: str | None = None
+    chain: str | None = None
+    position: int | None = None  # left out of the document when unknown
+    handle: int | None = None  # left out of the document when unknown
+    text: str = ""
+    packets: int | None = None
+    bytes: int | None = None
+    target: str | None = None
+    reject_with: str | None = None
+    owner: str | None = None
+    comment: str | None = None
+    location: str | None = None  # file:line of the rule in the saved rule set
+    condition: str | None = None  # when traced: the condition under which it decided
+    leads_to: RuleJump | None = None  # a conditional jump: the rule that answers its packets
+
+    def to_doc(self) -> dict[str, Any]:
+        """The report's ``rule`` object (keys stable: auditor.report/1)."""
+        doc = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.leads_to is not None:
+            doc["leads_to"] = self.leads_to.to_doc()
+        return {
+            k: v for k, v in doc.items() if k not in _OPTIONAL_RULE_KEYS or v not in (None, "")
+        }
+
+    @property
+    def counted(self) -> str:
+        """`` (N packets)`` when the rule's counter was read, else nothing."""
+        return f" ({self.packets} packets)" if self.packets is not None else ""
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> FindingRule:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in doc.items() if k in names}
+        if isinstance(doc.get("leads_to"), Mapping):
+            jump = {f.name for f in dataclasses.fields(RuleJump)}
+            values["leads_to"] = RuleJump(**{k: v for k, v in doc["leads_to"].items() if k in jump})
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleJump:
+    """The rule a conditional jump leads to (e.g. the REJECT of a rate limit's chain)."""
+
+    chain: str | None = None
+    position: int | None = None
+    handle: int | None = None
+    text: str = ""
+    target: str | None = None
+    reject_with: str | None = None
+    packets: int | None = None
+    location: str | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+_OPTIONAL_RULE_KEYS = frozenset({"position", "handle", "condition", "leads_to"})
+
+
+@dataclass(frozen=True, slots=True)
+class FindingLimit:
+    """The limit a finding names, with its use and the value the remedy suggests."""
+
+    name: str
+    value: int | float | str | None
+    observed: int | float | None = None
+    unit: str = ""
+    scope: str = "host"
+    usage: float | None = None
+    suggested: int | float | str | None = None
+    location: str | None = None  # file:line where it is set
+
+    def to_doc(self) -> dict[str, Any]:
+        """The report's ``limit`` object (keys stable: auditor.report/1)."""
+        return {
+            "name": self.name,
+            "value": self.value,
+            "observed": self.observed,
+            "unit": self.unit,
+            "scope": self.scope,
+            "usage": self.usage,
+        }
+
+    @property
+    def brief(self) -> str:
+        """``name = value, observed N``, without the parts that are not known."""
+        text = self.name if self.value is None else f"{self.name} = {self.value}"
+        return text + (f", observed {self.observed}" if self.observed is not None else "")
+
+    @classmethod
+    def of(cls, limit: Limit, suggested: int | float | str | None = None) -> FindingLimit:
+        return cls(
+            limit.name,
+            limit.value,
+            limit.observed,
+            limit.unit,
+            limit.scope,
+            limit.usage,
+            suggested,
+            str(limit.location) if limit.location else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A named cause for a group of resets, with its evidence, confidence and remedy."""
 
@@ -147,8 +259,8 @@ class Finding:
     last_seen: datetime | None = None
     side: str = ""  # client | firewall | kernel | nginx | upstream
     intentional: bool = False
-    rule: Mapping[str, Any] | None = None
-    limit: Mapping[str, Any] | None = None
+    rule: FindingRule | None = None
+    limit: FindingLimit | None = None
     evidence: tuple[Evidence, ...] = ()
     runners_up: tuple[tuple[str, float], ...] = ()
     # upstreams, clients, killed process, intentional reason...: shown in reports, not scored

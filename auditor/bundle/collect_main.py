@@ -16,7 +16,7 @@ import sys
 from datetime import timedelta
 
 from auditor.bundle.collect import MAPPING_SUFFIX, collect, default_output, summary
-from auditor.bundle.obfuscate import ObfuscationError
+from auditor.bundle.standins import ObfuscationError
 
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.I)
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

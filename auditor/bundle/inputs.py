@@ -20,8 +20,8 @@ from auditor.bundle.reader import recognise, snapshot_mark
 from auditor.bundle.trace import hook as trace_hook
 from auditor.bundle.unpack import Budget, is_tar, unpack
 from auditor.models import Location, ParseIssue
+from auditor.paths import Tree, check, open_regular
 from auditor.sources.files import SourceError, display_path, read_head
-from auditor.sources.tree import Tree, check, open_regular
 
 PARSER = "bundle"
 MANIFEST = "manifest.json"

@@ -131,6 +131,11 @@ def collect_logs(col: Collector, since: timedelta, nginx_t: str | None) -> None:
             f"--since=@{int(start)}",
         )
         got = col.run(argv, "logs/journal-kernel.log")
+        # systemd's own lines (PID 1): which services were stopped, killed and started in
+        # the window, for restarts that cut connections (the kernel's lines leave them out)
+        units = (journal, "_PID=1", "--no-pager", "-q", "-o", "short-iso-precise",
+                 f"--since=@{int(start)}")
+        col.run(units, "logs/journal-systemd.log")
     else:
         col.miss("journalctl -k", "no running journal")
         got = None

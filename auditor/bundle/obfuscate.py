@@ -23,134 +23,38 @@ import ipaddress
 import json
 import os
 import re
-from typing import Any, Union
+from typing import Any
 
+from auditor.bundle.redact import ASCII_LOWER
+from auditor.bundle.standins import (
+    AddressMap,
+    IPAddress,
+    kept_address,
+    mapped_v4,
+)
 from auditor.bundle.writer import open_compressed, private_dirs, stream_lines
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]  # noqa: UP007 (3.9)
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]  # noqa: UP007 (3.9)
-POOLS_V4 = ("192.0.2.0/24", "198.18.0.0/15")
-POOLS_V6 = ("2001:db8::/32",)
 _V4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
-_V6 = r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:" + _V4 + r"|[0-9A-Fa-f]{0,4})"
+_H = "[0-9A-Fa-f]"
+# all eight groups, or "::" somewhere (so that "10:00:00" and MAC addresses are not candidates)
+_V6 = (
+    rf"(?:{_H}{{1,4}}:){{7}}{_H}{{1,4}}"
+    rf"|{_H}{{0,4}}(?::{_H}{{1,4}}){{0,6}}::(?:{_H}{{1,4}}:){{0,6}}(?:{_V4}|{_H}{{1,4}})?"
+)
 # group 1 the address ("10.0.0.1:8080" is one, "a:10.0.0.1:b" holds none in IPv6), 2 the prefix
 _ADDRESS = (
-    r"((?<![\w:.])" + _V6 + r"(?![:\w])|(?<![\w.])" + _V4 + r")(?:/(\d{1,3}))?(?!\w|\.\d)"
+    r"((?<![\w:.])(?:" + _V6 + r")(?![:\w])|(?<![\w.])" + _V4 + r")(?:/(\d{1,3}))?(?!\w|\.\d)"
 )
-_NOT_INSIDE_NAME = r"(?<![\w\-])(?<![\w\-]\.)"  # "*.img.shop.example" holds "img.shop.example"
+CACHE_LIMIT = 200_000  # tokens remembered (address:port pairs are many); past it, forgotten
+# Runs of address characters holding a "." or ":": the regex engine skips the rest fast,
+# and only these runs meet _ADDRESS.
+_CANDIDATE = re.compile(r"[0-9A-Fa-f:]+[.:][0-9A-Fa-f:.]*(?:/\d{1,3})?")
 _SERVER_NAME = re.compile(r"^\s*server_name\s+([^;]+);", re.M)
 _UPSTREAM = re.compile(r"^\s*upstream\s+([\w.\-]+)\s*\{", re.M)
 _URL_HOST = re.compile(r"\b(?:proxy|grpc|uwsgi|fastcgi)_pass\s+(?:\w+://)?([\w.\-]+)")
 _DIRECTIVE = re.compile(r"^\s*([a-z_]+)\s", re.M)
 KEPT_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "kernel", "nginx", "server",
               "default", "unix", "http", "https", "host", "none", "off", "on", "all"}
-
-
-class ObfuscationError(Exception):
-    """The bundle holds more distinct addresses than the stand-in ranges can take."""
-
-
-def _kept(ip: IPAddress) -> bool:
-    if ip.version == 4 and str(ip).split(".")[0] in ("0", "255"):
-        return True  # "this network", netmasks, broadcast
-    return ip.is_loopback or ip.is_unspecified or ip.is_multicast or ip.is_link_local
-
-
-def _mapped_v4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-
-
-class _Node:
-    """An original network (or a single address) and the stand-in block laid out for it."""
-
-    def __init__(self, net: Network, leaf: bool) -> None:
-        self.net = net
-        self.leaf = leaf
-        self.children: list[_Node] = []
-        self.size = 1
-        self.base = 0
-
-    def measure(self) -> int:
-        offset = 0 if self.leaf else 1  # a network's own first address keeps offset 0
-        for child in self.children:
-            size = child.measure()
-            offset = -(-offset // size) * size + size
-        self.size = 1 if self.leaf else 1 << max(offset - 1, 0).bit_length()
-        return self.size
-
-    def place(self, base: int) -> None:
-        self.base = base
-        offset = 0 if self.leaf else 1
-        for child in self.children:
-            offset = -(-offset // child.size) * child.size
-            child.place(base + offset)
-            offset += child.size
-
-
-class AddressMap:
-    """Gathers addresses and networks of one family, then lays out their stand-ins."""
-
-    def __init__(self, version: int) -> None:
-        self.version = version
-        self.nets: set[Network] = set()
-        self.hosts: set[int] = set()
-        self.host_of: dict[int, int] = {}
-        self.net_of: dict[Network, tuple[int, int]] = {}
-
-    def add(self, ip: IPAddress, prefix: int | None) -> None:
-        if prefix is not None and prefix < ip.max_prefixlen:
-            net = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
-            if not _kept(net.network_address):
-                self.nets.add(net)
-            if ip == net.network_address:
-                return  # a network, not an address (an interface's "10.0.0.5/24" is both)
-        if not _kept(ip):
-            self.hosts.add(int(ip))
-
-    def layout(self) -> None:
-        bits = 32 if self.version == 4 else 128
-        bases = {int(n.network_address) for n in self.nets}
-        nodes = [_Node(n, False) for n in self.nets] + [
-            _Node(ipaddress.ip_network((h, bits)), True) for h in self.hosts if h not in bases
-        ]
-        nodes.sort(key=lambda n: (int(n.net.network_address), n.net.prefixlen, n.leaf))
-        top: list[_Node] = []
-        stack: list[_Node] = []
-        for node in nodes:
-            while stack and not node.net.subnet_of(stack[-1].net):  # type: ignore[arg-type]
-                stack.pop()
-            (stack[-1].children if stack else top).append(node)
-            if not node.leaf:
-                stack.append(node)
-        for pool_text in POOLS_V4 if self.version == 4 else POOLS_V6:
-            pool = ipaddress.ip_network(pool_text)
-            root = _Node(pool, False)
-            root.children = top
-            if root.measure() <= pool.num_addresses:
-                root.place(int(pool.network_address))
-                break
-        else:
-            raise ObfuscationError(f"too many distinct IPv{self.version} addresses to obfuscate")
-        for node in nodes:
-            if node.leaf:
-                self.host_of[int(node.net.network_address)] = node.base
-            else:
-                self.net_of[node.net] = (node.base, bits - (node.size.bit_length() - 1))
-        for net in sorted(self.nets, key=lambda n: n.prefixlen):  # innermost network wins
-            self.host_of[int(net.network_address)] = self.net_of[net][0]
-        for host in self.hosts:
-            if host not in self.host_of:
-                raise ObfuscationError(f"address {host} left out of the layout")
-
-    def stand_in(self, ip: IPAddress, prefix: int | None) -> str:
-        make = ipaddress.IPv4Address if self.version == 4 else ipaddress.IPv6Address
-        if prefix is None or prefix >= ip.max_prefixlen:
-            new = str(make(self.host_of[int(ip)]))
-            return new if prefix is None else f"{new}/{prefix}"
-        net = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
-        base, length = self.net_of[net]
-        addr = base if int(ip) == int(net.network_address) else self.host_of.get(int(ip), base)
-        return f"{make(addr)}/{length}"
 
 
 class Obfuscator:
@@ -161,7 +65,8 @@ class Obfuscator:
         self.names: dict[str, str] = {}
         self.kept_names = set(KEPT_NAMES)
         self._address = re.compile(_ADDRESS)
-        self._pattern: re.Pattern[str] | None = None
+        self._seen: set[str] = set()  # tokens gathered already
+        self._done: dict[str, str] = {}  # token -> what replaces it
 
     @staticmethod
     def _parse(text: str, prefix: str | None) -> tuple[IPAddress, int | None] | None:
@@ -174,12 +79,31 @@ class Obfuscator:
             return None
         return ip, length
 
+    @staticmethod
+    def _word_char(text: str, i: int) -> bool:
+        return 0 <= i < len(text) and (text[i].isalnum() or text[i] in "_-")
+
+    def _runs(self, text: str) -> list[re.Match[str]]:
+        """Candidate runs that stand alone (not inside a word, nor after a dot)."""
+        return [
+            m for m in _CANDIDATE.finditer(text)
+            if not self._word_char(text, m.start() - 1) and text[m.start() - 1 : m.start()] != "."
+            and not self._word_char(text, m.end())
+        ]
+
     def gather(self, text: str) -> None:
-        for m in self._address.finditer(text):
-            got = self._parse(m.group(1), m.group(2))
-            if got is not None:
+        for run in self._runs(text):
+            if run.group(0) in self._seen:
+                continue
+            if len(self._seen) > CACHE_LIMIT:
+                self._seen.clear()
+            self._seen.add(run.group(0))
+            for m in self._address.finditer(run.group(0)):
+                got = self._parse(m.group(1), m.group(2))
+                if got is None:
+                    continue
                 ip, length = got
-                inner = _mapped_v4(ip)
+                inner = mapped_v4(ip)
                 if inner is not None:
                     self.maps[4].add(inner, None)
                 else:
@@ -227,35 +151,68 @@ class Obfuscator:
     def layout(self) -> None:
         for amap in self.maps.values():
             amap.layout()
-        longest_first = sorted(self.names, key=len, reverse=True)
-        dotted = "|".join(re.escape(n) for n in longest_first if "." in n) or "(?!)"
-        single = "|".join(re.escape(n) for n in longest_first if "." not in n) or "(?!)"
-        # "www.example.com.access.log" holds a name; "vm.max_map_count" does not hold "vm"
-        self._pattern = re.compile(
-            _ADDRESS + rf"|{_NOT_INSIDE_NAME}(?i:({dotted}))(?![\w\-])"
-            rf"|{_NOT_INSIDE_NAME}(?i:({single}))(?![\w\-]|\.\w)"
-        )
 
     def _sub(self, m: re.Match[str]) -> str:
-        if m.group(1) is None:
-            return self.names[(m.group(3) or m.group(4)).lower()]
         got = self._parse(m.group(1), m.group(2))
         if got is None:
             return m.group(0)
         ip, length = got
-        inner = _mapped_v4(ip)
+        inner = mapped_v4(ip)
         if inner is not None:
-            return m.group(0) if _kept(inner) else "::ffff:" + self.maps[4].stand_in(inner, None)
+            if kept_address(inner):
+                return m.group(0)
+            return "::ffff:" + self.maps[4].stand_in(inner, None)
         amap = self.maps[ip.version]
         if length is not None and length < ip.max_prefixlen:
-            if not _kept(ipaddress.ip_network(f"{ip}/{length}", strict=False).network_address):
+            net = ipaddress.ip_network(f"{ip}/{length}", strict=False)
+            if not kept_address(net.network_address):
                 return amap.stand_in(ip, length)
-            return m.group(0) if _kept(ip) else f"{amap.stand_in(ip, None)}/{length}"
-        return m.group(0) if _kept(ip) else amap.stand_in(ip, length)
+            return m.group(0) if kept_address(ip) else f"{amap.stand_in(ip, None)}/{length}"
+        return m.group(0) if kept_address(ip) else amap.stand_in(ip, length)
+
+    def _name_at(self, text: str, start: int, end: int) -> bool:
+        """Whether ``text[start:end]`` is a whole name: "*.img.shop.example" holds
+        "img.shop.example", "vm.max_map_count" does not hold "vm"."""
+        if self._word_char(text, start - 1):
+            return False
+        if text[start - 1 : start] == "." and self._word_char(text, start - 2):
+            return False
+        if self._word_char(text, end):
+            return False
+        dotted = "." in text[start:end]
+        return dotted or not (text[end : end + 1] == "." and self._word_char(text, end + 1))
+
+    def _rename(self, text: str) -> str:
+        low = text.translate(ASCII_LOWER)  # same length as text, unlike str.lower()
+        hits: dict[int, str] = {}
+        for name in sorted(self.names, key=len, reverse=True):
+            at = low.find(name)
+            while at != -1:
+                if at not in hits and self._name_at(text, at, at + len(name)):
+                    hits[at] = name
+                at = low.find(name, at + 1)
+        out, done = [], 0
+        for at in sorted(hits):
+            if at >= done:
+                out += [text[done:at], self.names[hits[at]]]
+                done = at + len(hits[at])
+        return "".join(out) + text[done:]
+
+    def _sub_run(self, run: re.Match[str]) -> str:
+        text, start, end = run.string, run.start(), run.end()
+        if (self._word_char(text, start - 1) or text[start - 1 : start] == "."
+                or self._word_char(text, end)):
+            return run.group(0)
+        new = self._done.get(run.group(0))
+        if new is None:
+            if len(self._done) > CACHE_LIMIT:
+                self._done.clear()
+            new = self._done[run.group(0)] = self._address.sub(self._sub, run.group(0))
+        return new
 
     def rewrite(self, text: str) -> str:
-        assert self._pattern is not None, "layout() first"
-        return self._pattern.sub(self._sub, text)
+        text = _CANDIDATE.sub(self._sub_run, text)
+        return self._rename(text) if self.names else text
 
     def rewrite_json(self, doc: Any) -> Any:
         if isinstance(doc, dict):

@@ -33,10 +33,12 @@ _PARAM = re.compile(
 )
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
-# Chunks holding none of these words need no line-by-line look.
-TRIGGER = re.compile(
-    r"(?i)authorization|cookie|x-api-key|x-auth-token|://[^/\s]*@|PRIVATE KEY|" + _SECRET_WORD
+# Only lines holding one of these (ASCII-lowercased) get a closer look.
+KEYWORDS = (
+    "authorization", "cookie", "x-api-key", "x-auth-token", "passw", "passphrase", "secret",
+    "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private key", "@",
 )
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _PATTERNS = (
     (_HEADER_DIRECTIVE, "authorization-header", 3),
     (_HEADER_FIELD, "authorization-header", 2),
@@ -89,11 +91,34 @@ class Redactor:
         return whole[: start - m.start()] + MARK + whole[end - m.start() :]
 
     def chunk(self, text: str) -> str:
-        """Whole lines at once: untouched (only counted) when nothing could be a secret."""
-        if not self.in_key and not TRIGGER.search(text):
-            self.line_no += text.count("\n")
-            return text
-        return "".join(self.line(ln) for ln in text.splitlines(keepends=True))
+        """Whole lines at once; only lines holding a :data:`KEYWORDS` word (and the lines of
+        a key block) are looked at, the rest are only counted."""
+        low = text.translate(ASCII_LOWER)  # same length as text, unlike str.lower()
+        starts: set[int] = set()
+        for word in KEYWORDS:
+            at = low.find(word)
+            while at != -1:
+                starts.add(low.rfind("\n", 0, at) + 1)
+                at = low.find(word, at + len(word))
+        if self.in_key:
+            starts.add(0)
+        out: list[str] = []
+        done = 0  # text[:done] is handled; self.line_no counts its lines
+        for start in sorted(starts):
+            if start < done:
+                continue
+            self.line_no += text.count("\n", done, start)
+            out.append(text[done:start])
+            done = start
+            while done < len(text):
+                end = text.find("\n", done) + 1 or len(text)
+                out.append(self.line(text[done:end]))
+                done = end
+                if not self.in_key:
+                    break
+        self.line_no += text.count("\n", done)
+        out.append(text[done:])
+        return "".join(out)
 
     @property
     def records(self) -> list[dict[str, object]]:

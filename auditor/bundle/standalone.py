@@ -19,7 +19,9 @@ from pathlib import Path
 from auditor import __version__
 
 PACKAGE = "auditor.bundle"
-MODULES = ("hostread", "redact", "writer", "logs", "obfuscate", "collect", "collect_main")
+MODULES = (
+    "hostread", "redact", "writer", "logs", "standins", "obfuscate", "collect", "collect_main",
+)
 SHIPPED = "standalone/auditor-collect.py"
 HEADER = '''#!/usr/bin/env python3
 """auditor-collect.py: snapshot this host into one archive for 'auditor diagnose' elsewhere.

@@ -45,28 +45,6 @@ def trace_window(
     }
 
 
-def rule_moves(inputs: Any, rulesets: Sequence[Any]) -> dict[tuple[Any, ...], int] | None:
-    """Packets each rule of ``rulesets`` counted during the trace window, by rule key;
-    None when the input saved no rules at the window's start."""
-    from auditor.correlate.fwlink import all_rules, rule_key
-
-    kinds = ("iptables-save", "ip6tables-save", "nft-json")
-    before = [a for k in kinds for a in inputs.by_kind(k) if a.phase == "before"]
-    if not before:
-        return None
-    import auditor.firewall as firewall
-
-    start: dict[tuple[Any, ...], int] = {}
-    for art in before:
-        try:
-            ruleset = firewall.read_file(art.path)
-        except Exception:  # an unreadable start leaves the end's counters as they are
-            return None
-        for rule in all_rules([ruleset]):
-            start[rule_key(rule)] = rule.packets or 0
-    return {rule_key(r): (r.packets or 0) - start.get(rule_key(r), 0) for r in all_rules(rulesets)}
-
-
 MAX_HEADER_BYTES = 1 << 20
 
 

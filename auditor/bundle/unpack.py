@@ -34,8 +34,8 @@ import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from auditor.paths import open_regular
 from auditor.sources.files import SourceError
-from auditor.sources.tree import open_regular
 
 CHUNK = 1 << 20
 RATIO_FLOOR = 256 << 20  # the ratio is only judged past this many decompressed bytes

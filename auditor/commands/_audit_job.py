@@ -31,13 +31,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from auditor.bundle.trace import rule_moves
 from auditor.commands._audit_snapshot import HostSnapshot, read_host, snapshot_body
 from auditor.config import AuditConfig, InputConfig
 from auditor.correlate.scoring import Query
 from auditor.parsers import FALLBACK, detect, registry, why_unrecognised
 from auditor.parsers.base import LineParser, ParseContext
 from auditor.pipeline.diagnosis import Diagnosis, input_zone
+from auditor.pipeline.evidence import rule_moves
 from auditor.pipeline.logs import file_context
 from auditor.sinks.elasticsearch import DeadLetter, EsSink, SendResult, make_client
 from auditor.sinks.es_docs import DocBuilder, Window

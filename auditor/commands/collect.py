@@ -8,7 +8,7 @@ import sys
 import typer
 
 from auditor.bundle.collect import MAPPING_SUFFIX, collect, default_output, summary
-from auditor.bundle.obfuscate import ObfuscationError
+from auditor.bundle.standins import ObfuscationError
 from auditor.bundle.trace import hook as trace_hook
 from auditor.commands._common import clean_errors, fail
 from auditor.sinks.text import console as text_console

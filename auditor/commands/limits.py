@@ -1,5 +1,6 @@
 """``auditor limits``: every limit next to its use, the counters that moved, full listeners,
-and the findings that hold without logs; live or from a bundle, directory or sosreport."""
+the facts the host shows, and the risks that hold without any log (the catalog's causes
+scored on the host's facts alone); live or from a bundle, directory or sosreport."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from rich.table import Table
 
 from auditor.bundle.inputs import open_input
 from auditor.commands._common import clean_errors, fail
-from auditor.limits.checks import run_checks
+from auditor.correlate.catalog import load_default
+from auditor.correlate.risks import host_risks
 from auditor.limits.snapshot import KEY_COUNTERS, HostState, live_state, load_state
 from auditor.models import Finding, plain
 from auditor.sinks.text import (
@@ -76,6 +78,11 @@ def state_doc(state: HostState, findings: list[Finding]) -> dict[str, Any]:
         ],
         "full_listeners": [x.endpoint for x in state.listeners if x.full],
         "processes": [plain(p) for p in state.processes],
+        "facts": [
+            {"name": f.name, "params": dict(f.params), "text": f.text,
+             "location": str(f.location) if f.location else None}
+            for f in state.facts
+        ],
         "findings": [plain(f) for f in findings],
         "sources": [plain(a) for a in state.sources],
         "problems": [plain(p) for p in state.problems],
@@ -161,8 +168,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Every limit next to its use, the counters that moved, and risks without any log.
 
-        Full listen queues are named, and the configuration checks (worker_connections
-        above the open-file limit, a backlog capped by somaxconn, ...) run on their own."""
+        Full listen queues are named, and the causes of the catalog that the host's facts
+        alone show (worker_connections above the open-file limit, a backlog capped by
+        somaxconn, ...) are listed with their remedies."""
         if sample < 0 or sample > 3600:
             fail("--sample: give seconds between 0 and 3600")
         if source is not None:
@@ -171,7 +179,7 @@ def register(app: typer.Typer) -> None:
             state = load_state(open_input(source))
         else:
             state = live_state(sample)
-        findings = run_checks(state)
+        findings = host_risks(load_default(), state)
         if fmt is Format.json:
             sys.stdout.write(dumps(state_doc(state, findings), indent=1) + "\n")
         else:

@@ -15,20 +15,25 @@ Each evidence item holds exactly one matcher key:
              whose zone those events of the group name (its use taken from the logs)
 ``rule``     {targets: [...], reject_with: [...], matches: [regex...], not_matches: [...]}:
              the firewall rule that decided a traced packet (or that counted packets)
-``check``    {ids: [...]}: a configuration check of :mod:`auditor.limits.checks` that fired
-``config``   {facts: [...]}: a fact of the nginx configuration (e.g. ``return-444``)
+``fact``     {names: [...]}: a typed fact of the host (a fact builder of
+             :mod:`auditor.limits.facts` stated it) or of the group (stated by the engine)
 ``query``    {}: the engineer's own --port/--client report matches the group
 
+``risk: true`` marks host evidence (counter, limit, fact) that alone shows the cause as a
+risk without any log (``auditor limits``, the notes of a diagnosis).
 ``anchor: true`` marks direct evidence; a cause without a matched anchor is never a
-finding (nothing is blamed without evidence). The loader collects every error of every
-file, each as ``file:line: message``.
+finding (nothing is blamed without evidence). ``yields_to: [ids]`` declares that the
+listed causes are more specific: when one of them explains a group as well, this cause
+steps aside. Every action, fact and placeholder named must be in
+:mod:`auditor.vocabulary`. The loader collects every error of every file, each as
+``file:line: message``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -36,36 +41,10 @@ from typing import Any
 
 import yaml
 
+from auditor.correlate.catalog_checks import KINDS, check_item, remedy_problems
+
 SIDES = ("client", "firewall", "kernel", "nginx", "upstream")
 ROLES = ("cause", "risk")
-KINDS = ("event", "counter", "limit", "rule", "check", "config", "query")
-PLACEHOLDERS = frozenset(
-    {
-        "count",
-        "port",
-        "ports",
-        "client",
-        "clients",
-        "upstream",
-        "upstreams",
-        "process",
-        "pid",
-        "listeners",
-        "rule_text",
-        "rule_where",
-        "rule_delete",
-        "rule_packets",
-        "rule_condition",
-        "limit_name",
-        "limit_value",
-        "limit_observed",
-        "limit_suggested",
-        "limit_unit",
-        "limit_where",
-        "first_seen",
-        "last_seen",
-    }
-)
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _TOP_KEYS = {
     "id",
@@ -78,20 +57,8 @@ _TOP_KEYS = {
     "remedy",
     "references",
     "aliases",
+    "yields_to",
 }
-_ITEM_KEYS = {"label", "weight", "anchor", *KINDS}
-_MATCHER_KEYS: Mapping[str, set[str]] = {
-    "event": {"actions", "near", "min_count", "without_syn"},
-    "counter": {"names", "min_delta"},
-    "limit": {"names", "min_usage", "equals", "at_least", "zones_from"},
-    "rule": {"targets", "reject_with", "matches", "not_matches"},
-    "check": {"ids"},
-    "config": {"facts"},
-    "query": set(),
-}
-_FIELD = re.compile(r"\{([a-z_]+)\}")
-
-
 class CatalogError(ValueError):
     """Every problem of every catalog file, one ``file:line: message`` per line."""
 
@@ -110,6 +77,7 @@ class EvidenceSpec:
     anchor: bool
     params: Mapping[str, Any] = field(default_factory=dict)
     line: int = 0
+    risk: bool = False  # matched on the host's facts alone, it shows the cause as a risk
 
     def strings(self, key: str) -> tuple[str, ...]:
         value = self.params.get(key) or ()
@@ -130,6 +98,9 @@ class Cause:
     role: str = "cause"  # "cause" | "risk" (config-only; shown as a note, never alone a finding)
     references: tuple[str, ...] = ()
     path: str = ""
+    yields_to: tuple[str, ...] = ()  # more specific causes this one steps aside for
+    # the rule patterns of those causes: a rule they match is theirs (set by the loader)
+    yielded_rules: tuple[str, ...] = ()
 
     def actions(self, anchors_only: bool = False) -> frozenset[str]:
         """Event actions this cause's evidence names."""
@@ -183,8 +154,20 @@ def load_catalog(directory: Path | str) -> Catalog:
         cause = load_file(path, errors)
         if cause is not None:
             causes.append(cause)
+    _check_yields(causes, errors)
     if errors:
         raise CatalogError(errors)
+    by_id = {c.id: c for c in causes}
+    causes = [
+        replace(c, yielded_rules=tuple(
+            p
+            for other in c.yields_to
+            for spec in by_id[other].evidence
+            if spec.kind == "rule"
+            for p in spec.strings("matches")
+        ))
+        for c in causes
+    ]
     return Catalog(tuple(causes), str(directory))
 
 
@@ -229,13 +212,15 @@ def load_file(path: Path, errors: list[str]) -> Cause | None:
         err("side", f"side {data['side']!r} must be one of {', '.join(SIDES)}")
     if data.get("role", "cause") not in ROLES:
         err("role", f"role must be one of {', '.join(ROLES)}")
+    yields = data.get("yields_to", [])
+    if not isinstance(yields, list) or not all(isinstance(x, str) for x in yields):
+        err("yields_to", "yields_to must be a list of cause ids")
     if not isinstance(data.get("intentional", False), bool):
         err("intentional", "intentional must be true or false")
     remedy = data.get("remedy")
     if isinstance(remedy, str):
-        for name in _FIELD.findall(remedy):
-            if name not in PLACEHOLDERS:
-                err("remedy", f"unknown placeholder {{{name}}} in remedy")
+        for message in remedy_problems(remedy):
+            err("remedy", message)
     specs = _evidence(
         data.get("evidence"),
         node,
@@ -261,6 +246,7 @@ def load_file(path: Path, errors: list[str]) -> Cause | None:
         role=data.get("role", "cause"),
         references=tuple(str(r) for r in data.get("references") or ()),
         path=str(path),
+        yields_to=tuple(str(x) for x in data.get("yields_to") or ()),
     )
 
 
@@ -291,7 +277,7 @@ def _evidence(raw: Any, root: Any, err: Any, line0: int) -> list[EvidenceSpec] |
     ok = True
     for i, item in enumerate(raw):
         line = nodes[i].start_mark.line + 1 if i < len(nodes) else line0
-        problems = list(_check_item(item))
+        problems = list(check_item(item))
         for message in problems:
             err(line, f"evidence[{i}]: {message}")
         if problems:
@@ -306,49 +292,24 @@ def _evidence(raw: Any, root: Any, err: Any, line0: int) -> list[EvidenceSpec] |
                 anchor=bool(item.get("anchor", False)),
                 params=dict(item[kind] or {}),
                 line=line,
+                risk=bool(item.get("risk", False)),
             )
         )
     return specs if ok else None
 
 
-def _check_item(item: Any) -> Iterable[str]:
-    if not isinstance(item, dict):
-        yield "each evidence item must be a mapping"
-        return
-    for key in sorted(set(item) - _ITEM_KEYS):
-        yield f"unknown key {key!r}"
-    kinds = [k for k in KINDS if k in item]
-    if len(kinds) != 1:
-        yield f"needs exactly one of {', '.join(KINDS)} (found {len(kinds)})"
-        return
-    weight = item.get("weight")
-    if not isinstance(weight, int | float) or isinstance(weight, bool) or not 0 < weight <= 1:
-        yield "weight must be a number in (0, 1]"
-    if not isinstance(item.get("anchor", False), bool):
-        yield "anchor must be true or false"
-    kind = kinds[0]
-    params = item[kind] or {}
-    if not isinstance(params, dict):
-        yield f"{kind} must be a mapping"
-        return
-    for key in sorted(set(params) - _MATCHER_KEYS[kind]):
-        allowed = ", ".join(sorted(_MATCHER_KEYS[kind])) or "none"
-        yield f"{kind}: unknown key {key!r} (allowed: {allowed})"
-    need = {
-        "event": "actions",
-        "counter": "names",
-        "limit": "names",
-        "check": "ids",
-        "config": "facts",
-    }
-    if kind in need and not params.get(need[kind]):
-        yield f"{kind}: {need[kind]} must list at least one value"
-    for key in ("matches", "not_matches"):
-        for pattern in params.get(key) or ():
-            try:
-                re.compile(str(pattern))
-            except re.error as exc:
-                yield f"{kind}: bad regular expression {pattern!r}: {exc}"
-    usage = params.get("min_usage")
-    if usage is not None and (not isinstance(usage, int | float) or not 0 < usage <= 1.5):
-        yield f"{kind}: min_usage must be a fraction such as 0.9"
+def _check_yields(causes: list[Cause], errors: list[str]) -> None:
+    ids = {c.id for c in causes}
+    for cause in causes:
+        for other in cause.yields_to:
+            if other not in ids or other == cause.id:
+                line = _line_of(cause.path, "yields_to")
+                errors.append(f"{cause.path}:{line}: yields_to: unknown cause {other!r}")
+
+
+def _line_of(path: str, key: str) -> int:
+    try:
+        node = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return 1
+    return _key_lines(node).get(key, 1)

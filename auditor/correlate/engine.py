@@ -17,12 +17,13 @@ from typing import Any
 
 from auditor.correlate import fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
-from auditor.correlate.findings import build_finding, merge_findings, notes_for
+from auditor.correlate.findings import build_finding, merge_findings
 from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.report import Report, Unexplained
+from auditor.correlate.risks import notes_for
 from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
-from auditor.correlate.state import StateView, view_of
 from auditor.firewall.model import Ruleset
+from auditor.limits.snapshot import HostState
 from auditor.models import Event, Finding
 
 MAX_TRACES = 200
@@ -32,7 +33,7 @@ _DPORT = re.compile(r"(?:--dport|\bdport)\s+(\d{1,5})\b")
 def correlate(
     events: Iterable[Event] | Aggregator,
     rulesets: Sequence[Ruleset] | None = None,
-    state: Any = None,
+    state: HostState | None = None,
     query: Query | None = None,
     catalog: Catalog | None = None,
     window: timedelta = WINDOW,
@@ -47,7 +48,8 @@ def correlate(
     catalog = catalog or load_default()
     query = query or Query()
     rulesets = list(rulesets or ())
-    view = view_of(state)
+    view = state if state is not None else HostState()
+    listening = [(x.address, x.port) for x in view.listeners]
     agg = (
         events if isinstance(events, Aggregator) else Aggregator(window, query.client).feed(events)
     )
@@ -89,7 +91,7 @@ def correlate(
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
             findings.append(
-                build_finding(group, best, ranked[1:4], bool(gf and gf.query), view.listeners)
+                build_finding(group, best, ranked[1:4], bool(gf and gf.query), listening)
             )
             label = best.cause.id
         elif group.resets or group.synthetic == "query":
@@ -158,7 +160,7 @@ def _query_group(
     facts: dict[int, GroupFacts],
     query: Query,
     rulesets: list[Ruleset],
-    view: StateView,
+    view: HostState,
     agg: Aggregator,
     now: datetime | None,
 ) -> tuple[Group | None, GroupFacts]:
@@ -190,7 +192,7 @@ def _query_group(
 
 def _counter_groups(
     catalog: Catalog,
-    view: StateView,
+    view: HostState,
     winners: set[str],
     start: datetime | None,
     end: datetime | None,

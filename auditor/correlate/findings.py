@@ -7,18 +7,17 @@ configuration risks that no reset confirmed into lint notes.
 from __future__ import annotations
 
 import math
-import string
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from auditor.correlate import fwlink
-from auditor.correlate.catalog import Catalog
+from auditor.correlate.catalog_checks import FIELD, SECTION
 from auditor.correlate.grouping import Group
-from auditor.correlate.report import Note
 from auditor.correlate.scoring import Scored, confidence, event_evidence, limit_text
-from auditor.correlate.state import StateView
-from auditor.models import Evidence, Finding, Limit
+from auditor.models import Evidence, Finding, FindingLimit, FindingRule
+from auditor.vocabulary import PLACEHOLDERS
 
 MAX_EVIDENCE = 12
 # Kernel trace actions recorded in the context of the process that closed or aborted
@@ -34,12 +33,7 @@ BY_PROCESS = frozenset(
 )
 
 
-class _Values(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return f"<{key}>"
-
-
-def suggest(value: Any, observed: Any = None) -> str:
+def suggest(value: Any, observed: Any = None) -> str | None:
     """A concrete new value for a limit: double the larger of limit and use, to a round number."""
     if (
         isinstance(value, str)
@@ -48,10 +42,10 @@ def suggest(value: Any, observed: Any = None) -> str:
     ):
         return " ".join(str(int(p) * 2) for p in value.split())
     if not isinstance(value, int | float) or isinstance(value, bool):
-        return "a larger value"
+        return None
     base = max(float(value), float(observed or 0)) * 2
     if base <= 0:
-        return "a larger value"
+        return None
     return str(2 ** math.ceil(math.log2(base)))
 
 
@@ -77,70 +71,110 @@ def nearest_listeners(ports: Sequence[int], listeners: Sequence[tuple[str, int]]
 
 
 def remedy_values(group: Group, best: Scored) -> dict[str, str]:
-    values = _Values()
-    ports = sorted(group.ports) or ([group.port] if group.port is not None else [])
+    """The placeholder values the evidence gives; an unknown value is left out."""
+    values: dict[str, str] = {}
+    ports = list(ports_of(group, best))
     values["count"] = str(group.resets)
-    values["port"] = str(ports[0]) if ports else "<port>"
-    values["ports"] = ", ".join(map(str, ports)) or "<port>"
+    if ports:
+        values["port"] = str(ports[0])
+        values["ports"] = ", ".join(map(str, ports))
     clients = [c for c, _ in group.clients.most_common(3)]
-    values["client"] = clients[0] if clients else "<client>"
-    values["clients"] = ", ".join(clients) or "(clients not logged)"
-    ups = [group.upstream] if group.upstream else []
-    values["upstream"] = ups[0] if ups else "<upstream>"
-    values["upstreams"] = ", ".join(ups) or "the upstream"
+    if clients:
+        values["client"], values["clients"] = clients[0], ", ".join(clients)
+    if group.upstream:
+        values["upstream"] = values["upstreams"] = group.upstream
     values["first_seen"] = group.first.isoformat(timespec="seconds")
     values["last_seen"] = group.last.isoformat(timespec="seconds")
     killed = [e for e in best.near_events if e.action == "oom-kill"]
     if killed:
-        values["process"] = killed[0].process_name or "the process"
-        values["pid"] = str(killed[0].process_pid or "?")
+        if killed[0].process_name:
+            values["process"] = killed[0].process_name
+        if killed[0].process_pid is not None:
+            values["pid"] = str(killed[0].process_pid)
         values["first_seen"] = killed[0].timestamp.isoformat(timespec="seconds")
     elif named := named_processes(group):
-        values["process"] = str(named[0]["name"] or "the process")
+        if named[0]["name"]:
+            values["process"] = str(named[0]["name"])
         values["pid"] = str(named[0]["pid"])
-    else:
-        values.update(process="the process", pid="?")
     if best.rule is not None:
         rule = best.rule.rule
-        values.update(
-            rule_text=rule.text,
-            rule_where=fwlink.rule_where(rule),
-            rule_delete=fwlink.rule_delete(rule),
-            rule_packets=str(rule.packets),
-            rule_condition=best.rule.condition or "its condition held",
-        )
-    else:
-        values.update(
-            rule_text="(no rule traced)",
-            rule_where="the rejecting rule",
-            rule_delete="(trace the packet with `auditor rules trace`)",
-            rule_packets="?",
-            rule_condition="its condition held",
-        )
+        values.update(rule_text=rule.text, rule_where=fwlink.rule_where(rule),
+                      rule_delete=fwlink.rule_delete(rule))
+        if rule.packets is not None:
+            values["rule_packets"] = str(rule.packets)
+        if best.rule.condition:
+            values["rule_condition"] = best.rule.condition
     lim = best.limit
     if lim is not None:
-        values.update(
-            limit_name=lim.name,
-            limit_value=str(lim.value),
-            limit_observed=str(lim.observed if lim.observed is not None else "?"),
-            limit_suggested=suggest(lim.value, lim.observed),
-            limit_unit=lim.unit,
-            limit_where=(
-                f"{lim.location.path}:{lim.location.line}"
-                if lim.location and lim.location.line
-                else "its configuration"
-            ),
-        )
-    else:
-        values.update(
-            limit_name="the limit",
-            limit_value="?",
-            limit_observed="?",
-            limit_suggested="a larger value",
-            limit_unit="",
-            limit_where="its configuration",
-        )
+        values["limit_name"] = lim.name
+        if lim.value is not None:
+            values["limit_value"] = _show(lim.value)
+        if lim.observed is not None:
+            values["limit_observed"] = _show(lim.observed)
+        suggested: object = None
+        if best.fact is not None and best.fact.limit == lim and best.fact.suggested:
+            suggested = best.fact.suggested
+        else:
+            suggested = suggest(lim.value, lim.observed)
+        if suggested is not None:
+            values["limit_suggested"] = _show(suggested)
+        if lim.unit:
+            values["limit_unit"] = lim.unit
+        if lim.location and lim.location.line:
+            values["limit_where"] = f"{lim.location.path}:{lim.location.line}"
     return values
+
+
+def ports_of(group: Group, best: Scored) -> tuple[int, ...]:
+    """The group's ports; for a group without any (counters only), those of the host facts
+    that showed the cause (e.g. the listener whose accept queue is full)."""
+    if group.ports:
+        return tuple(sorted(group.ports))
+    if group.port is not None:
+        return (group.port,)
+    return tuple(sorted(best.fact_ports))
+
+
+def _number(text: str | None) -> int | float | str | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _show(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def render_remedy(template: str, values: Mapping[str, str]) -> str:
+    """The remedy with its values: an optional section ``[[...]]`` with an unknown value is
+    left out; an unknown value outside sections takes its vocabulary fallback wording."""
+
+    def fill(text: str) -> str:
+        return FIELD.sub(lambda m: str(values.get(m.group(1), _fallback(m.group(1)))), text)
+
+    def section(m: re.Match[str]) -> str:
+        inner = m.group(1)
+        return fill(inner) if all(n in values for n in FIELD.findall(inner)) else ""
+
+    kept = SECTION.sub(section, template).strip() if "[[" in template else template.strip()
+    text = fill(kept)
+    # A left-out section leaves no double space, nor a space before punctuation.
+    text = re.sub(r"\s+([,;)]|\.(?!\.))", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    opening = FIELD.match(kept)
+    if opening is not None and opening.group(1) not in values:
+        text = text[:1].upper() + text[1:]  # a fallback wording opens the sentence
+    return text
+
+
+def _fallback(name: str) -> str:
+    spec = PLACEHOLDERS.get(name)
+    return spec.fallback if spec is not None and spec.fallback is not None else ""
 
 
 def build_finding(
@@ -152,10 +186,11 @@ def build_finding(
 ) -> Finding:
     cause = best.cause
     values = remedy_values(group, best)
-    ports = tuple(sorted(group.ports)) or ((group.port,) if group.port is not None else ())
+    ports = ports_of(group, best)
     near = nearest_listeners(ports, [x for x in listeners if x[1] not in ports])
-    values["listeners"] = ", ".join(near) or "(no listeners known)"
-    remedy = string.Formatter().vformat(cause.remedy, (), values)
+    if near:
+        values["listeners"] = ", ".join(near)
+    remedy = render_remedy(cause.remedy, values)
     what = (
         group.label
         if not group.synthetic
@@ -202,17 +237,9 @@ def build_finding(
     evidence = list(best.evidence)
     if not evidence:
         evidence = [event_evidence(e, 0.0) for e in group.sample_events()[:3]]
-    limit_doc = None
+    limit_ref = None
     if best.limit is not None:
-        lim = best.limit
-        limit_doc = {
-            "name": lim.name,
-            "value": lim.value,
-            "observed": lim.observed,
-            "unit": lim.unit,
-            "scope": lim.scope,
-            "usage": lim.usage,
-        }
+        limit_ref = FindingLimit.of(best.limit, _number(values.get("limit_suggested")))
     return Finding(
         cause=cause.id,
         title=cause.title,
@@ -226,10 +253,14 @@ def build_finding(
         last_seen=group.last,
         side=cause.side,
         intentional=cause.intentional,
-        rule=fwlink.rule_doc(best.rule.rule, best.rule.condition, best.rule.leads_to)
-        if best.rule
-        else None,
-        limit=limit_doc,
+        rule=(
+            FindingRule.from_doc(
+                fwlink.rule_doc(best.rule.rule, best.rule.condition, best.rule.leads_to)
+            )
+            if best.rule
+            else None
+        ),
+        limit=limit_ref,
         evidence=tuple(evidence[:MAX_EVIDENCE]),
         runners_up=tuple((r.cause.id, r.score) for r in runners),
         details=details,
@@ -237,13 +268,13 @@ def build_finding(
 
 
 def _merge_key(f: Finding) -> tuple[Any, ...]:
-    rule = f.rule or {}
+    rule = f.rule
     return (
         f.cause,
-        rule.get("table"),
-        rule.get("chain"),
-        rule.get("position"),
-        rule.get("handle"),
+        rule.table if rule else None,
+        rule.chain if rule else None,
+        rule.position if rule else None,
+        rule.handle if rule else None,
         tuple(f.details.get("upstreams", ())),
     )
 
@@ -300,80 +331,3 @@ def _min(a: Any, b: Any) -> Any:
 
 def _max(a: Any, b: Any) -> Any:
     return b if a is None else a if b is None else max(a, b)
-
-
-def notes_for(
-    catalog: Catalog, view: StateView, findings: Sequence[Finding], rulesets: Sequence[Any]
-) -> list[Note]:
-    """Risks no reset confirmed: checks without a finding of their cause, idle reset rules."""
-    found = {f.cause for f in findings}
-    notes: list[Note] = []
-    titles: Mapping[str, str] = {c.id: c.title for c in catalog.causes}
-    # Checks cited as evidence of a cause that was found are not separate notes.
-    cited_checks = {
-        i
-        for c in catalog.causes
-        if c.id in found
-        for spec in c.evidence
-        if spec.kind == "check"
-        for i in spec.strings("ids")
-    }
-    for check in view.checks:
-        if check.cause in found or check.cause in cited_checks:
-            continue
-        notes.append(
-            Note(
-                check.cause,
-                titles.get(check.cause, check.title),
-                f"{check.summary} (no reset event confirms it)",
-                tuple(check.evidence[:3]),
-            )
-        )
-    if view.since_boot:
-        for cause in catalog.causes:
-            if cause.id in found or cause.role != "cause":
-                continue
-            for spec in cause.evidence:
-                if spec.kind != "counter" or not spec.anchor:
-                    continue
-                for name, value in view.counter_hits(spec.strings("names"))[:2]:
-                    notes.append(
-                        Note(
-                            cause.id,
-                            cause.title,
-                            f"{name} = {value} since boot (one snapshot: take two, "
-                            "e.g. --sample 10, to see whether it grows now)",
-                        )
-                    )
-    cited = {(f.rule or {}).get("text") for f in findings}
-    for ruleset in rulesets:
-        try:
-            rules = list(ruleset.rules())
-        except Exception:
-            continue
-        for rule in rules:
-            if getattr(rule, "can_reset", False) and not rule.packets and rule.text not in cited:
-                loc = rule.location
-                notes.append(
-                    Note(
-                        "firewall-reject",
-                        "A rule could reset but matched nothing",
-                        f"{fwlink.rule_where(rule)}: {rule.text} (0 packets)",
-                        (
-                            Evidence(
-                                loc.path if loc else "rules",
-                                loc.line if loc else None,
-                                rule.text,
-                                0.0,
-                                "rule",
-                            ),
-                        ),
-                    )
-                )
-    return notes
-
-
-def limit_of(mapping: Mapping[str, Any] | None) -> Limit | None:
-    if not mapping:
-        return None
-    return Limit(str(mapping.get("name")), mapping.get("value"), mapping.get("observed"))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from auditor import vocabulary
 from auditor.correlate.context import ContextIndex
 from auditor.models import Event
 
@@ -27,48 +28,14 @@ MAX_PORTS = 64
 SAMPLES_PER_ACTION = 3
 PACKETS_PER_GROUP = 8
 
-# Events that mark the host's state, not one failed connection: they only feed the context.
-CONTEXT_ONLY = frozenset(
-    {
-        "oom-kill",
-        "oom-constraint",
-        "nginx-limit-req-delay",
-        "nginx-signal",
-        "nginx-reload",
-        "nginx-exit",
-        "nginx-start",
-        "worker-exited",
-        "firewall-accept",
-        "firewall-audit",
-        # kernel trace (parsers/kernel_trace.py): resets received and packets dropped carry
-        # no reset of this host's own; they are context for the groups of resets it sent
-        "kernel-reset-received",
-        "kernel-drop-netfilter",
-        "kernel-drop-listen-overflow",
-        "kernel-drop-socket-backlog",
-        "kernel-drop-proto-mem",
-        "kernel-drop-other",
-    }
-)
-# Kernel/host events that are failures themselves *and* context for other groups.
-HOST_WIDE = frozenset(
-    {
-        "conntrack-table-full",
-        "conntrack-drop",
-        "syn-flood",
-        "orphan-sockets",
-        "tcp-memory-pressure",
-        "file-max-reached",
-        "worker-connections-exhausted",
-        "fd-exhausted",
-        "kernel-reset-abort-on-memory",
-    }
-)
+# How each action is read is declared once, in the vocabulary (roles of each action).
+CONTEXT_ONLY = vocabulary.actions_with(vocabulary.CONTEXT)
+HOST_WIDE = vocabulary.actions_with(vocabulary.HOST_WIDE)
 # Logged packets worth tracing. "firewall-log" (a LOG rule whose prefix names no verdict)
 # counts as a failure only when the trace shows the packet rejected or dropped.
-NETFILTER = frozenset({"firewall-reject", "firewall-drop", "firewall-rate-limit", "firewall-log"})
-UNCERTAIN = frozenset({"firewall-log"})
-ZONE_LIMITED = frozenset({"limit-conn", "limit-req"})  # nginx events that name a limit zone
+NETFILTER = vocabulary.actions_with(vocabulary.PACKET)
+UNCERTAIN = vocabulary.actions_with(vocabulary.UNCERTAIN)
+ZONE_LIMITED = vocabulary.actions_with(vocabulary.ZONE)  # nginx events that name a limit zone
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPHEMERAL = 32768  # start of Linux's default ip_local_port_range
 

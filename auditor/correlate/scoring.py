@@ -20,8 +20,9 @@ from auditor.correlate.catalog import Cause, EvidenceSpec
 from auditor.correlate.context import ContextIndex
 from auditor.correlate.fwlink import Traced, rule_where
 from auditor.correlate.grouping import Group
-from auditor.correlate.state import StateView
+from auditor.limits.snapshot import HostState
 from auditor.models import Event, Evidence, Limit
+from auditor.vocabulary import FACTS, Fact
 
 NEAR = timedelta(minutes=2)
 HIGH, MEDIUM, MINIMUM = 0.75, 0.5, 0.2
@@ -63,6 +64,9 @@ class Scored:
     evidence: list[Evidence]
     rule: Traced | None = None
     limit: Limit | None = None
+    fact: Fact | None = None  # the host fact whose limit (and suggested value) the remedy uses
+    limit_shown: bool = False  # False while ``limit`` is only the fullest candidate, not evidence
+    fact_ports: set[int] = field(default_factory=set)  # ports of the host facts that matched
     near_events: list[Event] = field(default_factory=list)
 
 
@@ -83,7 +87,7 @@ def limit_text(lim: Limit) -> str:
 
 
 def score_cause(
-    cause: Cause, group: Group, ctx: ContextIndex, state: StateView, facts: GroupFacts
+    cause: Cause, group: Group, ctx: ContextIndex, state: HostState, facts: GroupFacts
 ) -> Scored:
     total = sum(group.counts.values()) or 1
     # The share of the group's events this cause speaks about, once for all its event evidence.
@@ -92,13 +96,15 @@ def score_cause(
     anchored = False
     out = Scored(cause, 0.0, [])
     for spec in cause.evidence:
-        weight = _match(spec, group, ctx, state, facts, share, out)
+        weight = match_spec(spec, group, ctx, state, facts, share, out)
         if weight <= 0:
             continue
         remaining *= 1.0 - min(weight, 0.99)
         # Host-wide counters and limits anchor only groups that have no events of their own:
         # a burst of logged failures needs a cause that speaks about those failures.
-        host_wide = spec.kind in ("counter", "limit", "check")
+        host_wide = spec.kind in ("counter", "limit") or (
+            spec.kind == "fact" and not any(FACTS[n].group for n in spec.strings("names"))
+        )
         anchored = anchored or (spec.anchor and (bool(group.synthetic) or not host_wide))
     out.score = round(1.0 - remaining, 3) if anchored else 0.0
     out.evidence.sort(key=lambda e: -e.weight)
@@ -106,11 +112,11 @@ def score_cause(
     return out
 
 
-def _match(
+def match_spec(
     spec: EvidenceSpec,
     group: Group,
     ctx: ContextIndex,
-    state: StateView,
+    state: HostState,
     facts: GroupFacts,
     share: float,
     out: Scored,
@@ -143,57 +149,49 @@ def _match(
     if kind == "limit":
         if "zones_from" in spec.params:
             return _match_zone_limit(spec, group, ctx, state, out)
-        return _match_limit(spec, state, out)
+        return _match_limit(spec, group, state, out)
     if kind == "rule":
         return _match_rule(spec, facts, out)
-    if kind == "check":
-        ids = set(spec.strings("ids"))
-        found = [f for f in state.checks if f.cause in ids]
-        for f in found[:2]:
-            src = f.evidence[0] if f.evidence else None
-            out.evidence.append(
-                Evidence(
-                    src.source if src else "check",
-                    src.line if src else None,
-                    f"{spec.label}: {f.summary}",
-                    spec.weight,
-                    "config",
-                )
-            )
-            if f.limit and out.limit is None:
-                lim = f.limit
-                out.limit = Limit(str(lim.get("name")), lim.get("value"), lim.get("observed"))
-        return spec.weight if found else 0.0
-    if kind == "config":
-        wanted = set(spec.strings("facts"))
-        have = wanted & (set(state.facts) | facts.facts)
-        # A fact is cited where it shows: the LOG rule a group's packets came from, or the
-        # nginx directive that sets it; a bare fact name only when neither is known.
-        cited = [(*facts.cited[f], "rule") for f in sorted(have) if f in facts.cited]
-        cited += [
-            (loc.path, loc.line, f, "config")
-            for f in sorted(have)
-            if f not in facts.cited and (loc := state.fact_locations.get(f)) is not None
-        ]
-        if cited:
-            where, line, text, ev_kind = cited[0]
-            label = f"{spec.label}: {text}"
-            out.evidence.append(Evidence(where, line, label, spec.weight, ev_kind))
-        elif have:
-            out.evidence.append(
-                Evidence(
-                    "config",
-                    None,
-                    f"{spec.label}: {', '.join(sorted(have))}",
-                    spec.weight,
-                    "config",
-                )
-            )
-        return spec.weight if have else 0.0
+    if kind == "fact":
+        return _match_fact(spec, state, facts, out)
     if kind == "query" and facts.query:
         out.evidence.append(Evidence("report", None, spec.label, spec.weight, "report"))
         return spec.weight
     return 0.0
+
+
+def _match_fact(spec: EvidenceSpec, state: HostState, facts: GroupFacts, out: Scored) -> float:
+    """Facts the engine stated about the group (cited where they show), or facts of the host."""
+    names = spec.strings("names")
+    group = [n for n in names if n in facts.facts]
+    host = state.facts_named(frozenset(names))
+    if not group and not host:
+        return 0.0
+    for name in group[:2]:
+        # A group fact is cited where it shows (the LOG rule the packets came from).
+        where, line, text = facts.cited.get(name, ("config", None, name))
+        kind = "rule" if name in facts.cited else "config"
+        out.evidence.append(Evidence(where, line, f"{spec.label}: {text}", spec.weight, kind))
+    if not out.fact_ports:
+        # The ports of the first fact name (in the catalog's order) that the host shows.
+        first = next(n for n in names if any(f.name == n for f in host)) if host else None
+        out.fact_ports.update(p for f in host if f.name == first for p in f.ports)
+    for found in host[:2]:
+        loc = found.location
+        out.evidence.append(
+            Evidence(
+                loc.path if loc else "host",
+                loc.line if loc and loc.line else None,
+                f"{spec.label}: {found.text}",
+                spec.weight,
+                "config",
+            )
+        )
+        if found.limit is not None and not out.limit_shown:
+            out.limit, out.fact, out.limit_shown = found.limit, found, True
+        elif found.limit is not None and found.limit == out.limit and out.fact is None:
+            out.fact = found  # the same limit: the fact's suggested value is the better one
+    return spec.weight
 
 
 def _match_event(
@@ -219,8 +217,21 @@ def _match_event(
     return weight
 
 
-def _match_limit(spec: EvidenceSpec, state: StateView, out: Scored) -> float:
+def _match_limit(spec: EvidenceSpec, group: Group, state: HostState, out: Scored) -> float:
+    """The limit of ``spec`` that shows, preferring the one of the process that failed.
+
+    A process reaches its own limit before the host's (errno 24, EMFILE, is the process's
+    RLIMIT_NOFILE, not ``fs.file-max``), so a limit scoped to a pid the group's events name,
+    then one of nginx for nginx's events, comes before a host-wide one of higher use."""
     lims = state.limits_matching(spec.strings("names"))
+    pids = {e.process_pid for e in group.sample_events() if e.process_pid is not None}
+    nginx = any(d.startswith("nginx") for d in group.datasets)
+
+    def rank(lim: Limit) -> tuple[int, float]:
+        own = any(lim.scope.startswith(f"pid:{pid} ") for pid in pids)
+        mine = 2 if own else 1 if nginx and "nginx" in lim.scope else 0
+        return mine, lim.usage or 0.0
+
     best: Limit | None = None
     for lim in lims:
         if "equals" in spec.params:
@@ -230,14 +241,14 @@ def _match_limit(spec: EvidenceSpec, state: StateView, out: Scored) -> float:
         else:
             usage = lim.usage
             ok = usage is not None and usage >= float(spec.params.get("min_usage", 0.9))
-        if ok and (best is None or (lim.usage or 0) > (best.usage or 0)):
+        if ok and (best is None or rank(lim) > rank(best)):
             best = lim
     if best is None:
         if lims and out.limit is None and "min_usage" in spec.params:
-            out.limit = max(lims, key=lambda x: x.usage or 0)  # for the remedy's values only
+            out.limit = max(lims, key=rank)  # for the remedy's values only
         return 0.0
-    if "min_usage" in spec.params or out.limit is None:
-        out.limit = best
+    if "min_usage" in spec.params or not out.limit_shown:
+        out.limit, out.limit_shown = best, True
     out.evidence.append(_limit_evidence(spec, best, "limit"))
     return spec.weight
 
@@ -254,7 +265,7 @@ def _limit_evidence(spec: EvidenceSpec, lim: Limit, kind: str) -> Evidence:
 
 
 def _match_zone_limit(
-    spec: EvidenceSpec, group: Group, ctx: ContextIndex, state: StateView, out: Scored
+    spec: EvidenceSpec, group: Group, ctx: ContextIndex, state: HostState, out: Scored
 ) -> float:
     """The nginx ``limit_conn``/``limit_req`` whose zone the group's events name, with its use.
 
@@ -275,7 +286,7 @@ def _match_zone_limit(
             observed: int | float | None = peak
         else:
             observed = lim.value if isinstance(lim.value, int | float) else None
-        out.limit = replace(lim, observed=observed)
+        out.limit, out.limit_shown = replace(lim, observed=observed), True
         out.evidence.append(_limit_evidence(spec, out.limit, "config"))
         return spec.weight
     return 0.0
@@ -285,7 +296,8 @@ def _match_rule(spec: EvidenceSpec, facts: GroupFacts, out: Scored) -> float:
     targets = set(spec.strings("targets")) or {"reject", "drop"}
     reject_with = set(spec.strings("reject_with"))
     matches = [re.compile(p) for p in spec.strings("matches")]
-    not_matches = [re.compile(p) for p in spec.strings("not_matches")]
+    # A rule that a more specific cause (``yields_to``) matches is that cause's, not ours.
+    not_matches = [re.compile(p) for p in (*spec.strings("not_matches"), *out.cause.yielded_rules)]
     for traced, observed in facts.traced:
         rule = traced.rule
         if traced.verdict not in targets:
@@ -319,7 +331,7 @@ def _match_rule(spec: EvidenceSpec, facts: GroupFacts, out: Scored) -> float:
 
 
 def rank(
-    causes: Sequence[Cause], group: Group, ctx: ContextIndex, state: StateView, facts: GroupFacts
+    causes: Sequence[Cause], group: Group, ctx: ContextIndex, state: HostState, facts: GroupFacts
 ) -> list[Scored]:
     """Every cause scored for ``group``, best first; causes that scored 0 are left out."""
     scored = [score_cause(c, group, ctx, state, facts) for c in causes if c.role == "cause"]

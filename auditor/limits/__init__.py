@@ -1,8 +1,9 @@
-"""Resource limits and kernel counters: sysctls, /proc/net counters, listeners, process limits.
+"""The host's facts: limits next to their use, counter windows, and typed facts.
 
-Each reader parses one artifact kind (live or saved) into a frozen record that keeps
-the file and line of every value, and reports what it could not understand as
-:class:`~auditor.models.ParseIssue` instead of raising. :mod:`.snapshot` puts them
-together into a :class:`~auditor.limits.snapshot.HostState` and :mod:`.checks`
-names the risks that hold without any log.
+The artifacts themselves are read by :mod:`auditor.parsers.host`; here
+:mod:`.snapshot` puts what they hold together into one
+:class:`~auditor.limits.snapshot.HostState`, :mod:`.limit_table` lists every limit
+with its use, and the fact builders of :mod:`.facts` and :mod:`.facts_nginx` state
+typed facts (:class:`~auditor.vocabulary.Fact`). Nothing here names a cause: the
+catalog does (``rules/*.yaml``, scored on facts alone by :mod:`auditor.correlate.risks`).
 """

@@ -10,8 +10,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from auditor.limits._text import issue
 from auditor.models import Location, ParseIssue
+from auditor.parsers.host._text import issue
 
 if TYPE_CHECKING:
     from auditor.nginx.config import NginxConfig

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.limits import _nginx, conntrack_stats, listeners, netstat, proclimits, sockstat, sysctl
-from auditor.limits._text import issue, read_text
+from auditor.limits import _nginx
+from auditor.limits._read import read_text
 from auditor.models import ParseIssue, plain
+from auditor.parsers.host import conntrack_stats, listeners, netstat, proclimits, sockstat, sysctl
+from auditor.parsers.host._text import issue
 from auditor.sources.files import SourceError
 
 KINDS = (

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from auditor.limits import _nginx
-from auditor.limits.listeners import Listener
-from auditor.limits.proclimits import ProcessLimits
-from auditor.limits.sysctl import IMPORTANT, SysctlSet
 from auditor.models import Limit
+from auditor.parsers.host.listeners import Listener
+from auditor.parsers.host.proclimits import ProcessLimits
+from auditor.parsers.host.sysctl import IMPORTANT, SysctlSet
 
 if TYPE_CHECKING:
     from auditor.nginx.config import NginxConfig
@@ -109,8 +109,11 @@ def build_limits(
         )
     wc = _nginx.safe(nginx, lambda c: c.worker_connections, None)
     if wc is not None:
+        # Its use: the descriptors the busiest worker holds (each connection takes one).
+        busiest = max((p.open_fds or 0 for p in processes if p.is_nginx_worker), default=0)
         out.append(
-            Limit("nginx worker_connections", wc.value, None, "connections", "nginx", wc.location)
+            Limit("nginx worker_connections", wc.value, busiest or None, "connections", "nginx",
+                  wc.location)
         )
     rl = _nginx.safe(nginx, lambda c: c.worker_rlimit_nofile, None)
     if rl is not None:

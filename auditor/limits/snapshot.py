@@ -1,4 +1,10 @@
-"""The host's limits next to their use, and the counters over the incident window.
+"""The host's facts: limits next to their use, counters over the incident window, facts.
+
+:class:`HostState` is the one typed host-facts object the engine takes
+(:func:`auditor.correlate.engine.correlate`): limits, counters (deltas over a window, or
+totals since boot), listeners, processes, the nginx configuration and the typed
+:class:`~auditor.vocabulary.Fact` records the fact builders of
+:mod:`auditor.limits.facts` state from them, built once by :func:`load_state`.
 
 :func:`load_state` reads :class:`~auditor.bundle.inputs.Inputs` (a bundle, a
 directory of artifacts or a sosreport); :func:`live_state` snapshots this host
@@ -9,22 +15,27 @@ evidence (``window_seconds`` is then None).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
 from auditor.bundle.inputs import Artifact, Inputs, live_inputs
-from auditor.limits import conntrack_stats, netstat, proclimits, sockstat, sysctl
 from auditor.limits._nginx import load_nginx
-from auditor.limits._text import CounterSet, issue, read_text
+from auditor.limits._read import read_text
+from auditor.limits.facts import build_facts
 from auditor.limits.limit_table import build_limits
-from auditor.limits.listeners import Listener
-from auditor.limits.listeners import parse_text as parse_ss
-from auditor.limits.proclimits import ProcessLimits
-from auditor.limits.sysctl import SysctlSet
 from auditor.models import Limit, Location, ParseIssue
+from auditor.parsers.host import conntrack_stats, netstat, proclimits, sockstat, sysctl
+from auditor.parsers.host._text import CounterSet, issue
+from auditor.parsers.host.listeners import Listener
+from auditor.parsers.host.listeners import parse_text as parse_ss
+from auditor.parsers.host.proclimits import ProcessLimits
+from auditor.parsers.host.sysctl import SysctlSet
 from auditor.sources.files import SourceError
+from auditor.vocabulary import Fact
 
 _COUNTER_PARSERS = {
     "netstat": netstat.parse_text,
@@ -88,6 +99,7 @@ class HostState:
     kernel: str | None = None
     sources: tuple[Artifact, ...] = ()
     root: str = ""  # the input's directory; locations under it are bundle paths
+    facts: tuple[Fact, ...] = ()  # stated by the fact builders (auditor.limits.facts)
 
     @property
     def counters(self) -> Mapping[str, int]:
@@ -110,11 +122,44 @@ class HostState:
             (x for x in self.limits if x.name == name and (scope is None or x.scope == scope)), None
         )
 
+    @property
+    def window(self) -> Mapping[str, int]:
+        """The counters the engine reads: deltas over the window, or totals since boot."""
+        return self.after if self.since_boot else self.deltas
+
+    def counter_hits(self, patterns: tuple[str, ...], min_delta: int = 1) -> list[tuple[str, int]]:
+        """(name, value) of window counters matching ``patterns`` that moved ``min_delta``."""
+        return [
+            (k, v) for k, v in self.window.items() if v >= min_delta and name_matches(k, patterns)
+        ]
+
+    def limits_matching(self, patterns: tuple[str, ...]) -> list[Limit]:
+        return [lim for lim in self.limits if name_matches(lim.name, patterns)]
+
+    def facts_named(self, names: tuple[str, ...] | frozenset[str]) -> list[Fact]:
+        return [f for f in self.facts if f.name in names]
+
+    def has_listener(self, port: int) -> bool | None:
+        """Whether something listens on ``port``; None when no listener list was read."""
+        if not self.listeners:
+            return None
+        return any(x.port == port for x in self.listeners)
+
     def counter(self, name: str) -> int | None:
         """Change over the window when there is one, else the total since boot."""
         if not self.since_boot:
             return self.deltas.get(name)
         return self.after.get(name)
+
+
+def norm(name: str) -> str:
+    """Counter/limit names compared without case, dots, dashes, underscores and spaces."""
+    return re.sub(r"[._\-\s]", "", name).lower()
+
+
+def name_matches(name: str, patterns: tuple[str, ...]) -> bool:
+    n = norm(name)
+    return any(fnmatchcase(n, norm(p)) for p in patterns)
 
 
 def _ordered(arts: tuple[Artifact, ...]) -> list[Artifact]:
@@ -196,7 +241,7 @@ def load_state(inputs: Inputs) -> HostState:
         problems.extend(issues)
     limits = build_limits(sysctls, after.values, listeners, processes, nginx)
     logs = set(inputs.logs())  # once, not per artifact
-    return HostState(
+    state = HostState(
         limits=limits,
         before=dict(before.values),
         after=dict(after.values),
@@ -214,6 +259,7 @@ def load_state(inputs: Inputs) -> HostState:
         sources=tuple(a for a in inputs.artifacts if a not in logs),
         root=inputs.root,
     )
+    return replace(state, facts=build_facts(state))
 
 
 def live_state(sample: float = 0.0) -> HostState:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.nginx.loader import is_dump
 from auditor.nginx.logformat import STOCK_FORMATS
-from auditor.sources.tree import check, open_regular
+from auditor.paths import check, open_regular
 
 if TYPE_CHECKING:
     from auditor.nginx.config import NginxConfig

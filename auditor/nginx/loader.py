@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from auditor.models import Location
 from auditor.nginx import grammar
 from auditor.nginx.model import Directive, NginxConfigError
-from auditor.sources.tree import open_regular, resolve_in
+from auditor.paths import open_regular, resolve_in
 
 MAX_INCLUDE_DEPTH = 32
 MAX_FILE_BYTES = 64 << 20

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from auditor.fastinit import slot_maker
 from auditor.models import Event, Location
-from auditor.parsers import netfilter
+from auditor.parsers import netfilter, systemd_units
 from auditor.parsers.base import LineError, LineParser, ParseContext
 from auditor.parsers.syslog_frame import Frame, Framer, sniff_framing, strip_uptime
 from auditor.parsers.ulogd_json import ulogd_json_event
@@ -143,8 +143,13 @@ class KernelParser(LineParser):
         b"oom-kill:",
         # journald stores non-UTF-8 messages as byte arrays, invisible to the other needles
         b'"MESSAGE":[',
+        # systemd's unit lines: a service stopped, killed or started (systemd_units)
+        systemd_units.NEEDLE,
+        b"Stopping ",
     )
-    patterns: ClassVar[tuple[str, ...]] = netfilter.ACTIONS + KERNEL_ACTIONS
+    patterns: ClassVar[tuple[str, ...]] = (
+        netfilter.ACTIONS + KERNEL_ACTIONS + systemd_units.UNIT_ACTIONS
+    )
     # event.dataset and extra keys of packet-log events from this parser.
     packet_dataset: ClassVar[str] = "netfilter.log"
     packet_extra: ClassVar[dict[str, Any]] = {}
@@ -288,6 +293,8 @@ class KernelParser(LineParser):
                     dataset=self.packet_dataset,
                 )
         if frame.program not in _LOG_TAGS:
+            if frame.program in systemd_units.PROGRAMS:
+                return systemd_units.unit_event(frame, line, location, self.ctx.host_name)
             return None
         return self.kernel_event(frame, line, location)
 

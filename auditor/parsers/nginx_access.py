@@ -32,7 +32,7 @@ from auditor.nginx.logformat import (
 from auditor.nginx.model import COMBINED
 from auditor.parsers.base import LineError, LineParser, ParseContext
 from auditor.parsers.nginx_error import host_port, split_request
-from auditor.sources.files import SourceError
+from auditor.paths import SourceError
 from auditor.timeutil import MONTHS
 
 _COMBINED = compile_format(COMBINED)

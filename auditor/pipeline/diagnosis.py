@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from auditor.bundle.inputs import Inputs, live_inputs, open_input
-from auditor.bundle.trace import header_notes, rule_moves
+from auditor.bundle.trace import header_notes
 from auditor.correlate.catalog import Catalog, load_default
 from auditor.correlate.engine import correlate
 from auditor.correlate.grouping import Aggregator
@@ -25,7 +25,7 @@ from auditor.limits.snapshot import HostState
 from auditor.models import Event
 from auditor.parsers.base import ParseContext
 from auditor.pipeline.citations import citer, manifest_of, rewrite, without_copy_lines
-from auditor.pipeline.evidence import read_host_state, read_rulesets
+from auditor.pipeline.evidence import read_host_state, read_rulesets, rule_moves
 from auditor.pipeline.logs import Window, events_of_inputs
 from auditor.sources.files import SourceError
 from auditor.sources.scan import ScanStats

@@ -13,11 +13,13 @@ boot, which the engine treats as weak, host-wide context only.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from auditor import firewall
 from auditor.bundle.inputs import Artifact, Inputs
+from auditor.correlate.fwlink import all_rules, rule_key
 from auditor.correlate.report import SourceInfo
 from auditor.firewall.ipset import IpSets
 from auditor.firewall.model import Ruleset
@@ -67,6 +69,23 @@ def read_rulesets(inputs: Inputs, sources: list[SourceInfo]) -> list[Ruleset]:
         rulesets.append(ruleset)
         sources.append(SourceInfo(art.path, art.kind, True, not_understood=len(ruleset.issues)))
     return rulesets
+
+
+def rule_moves(inputs: Inputs, rulesets: Sequence[Ruleset]) -> dict[tuple[Any, ...], int] | None:
+    """Packets each rule of ``rulesets`` counted during a trace window, by rule key; None
+    when the input saved no rules at the window's start (phase "before")."""
+    before = [a for k in RULE_KINDS for a in inputs.by_kind(k) if a.phase == "before"]
+    if not before:
+        return None
+    start: dict[tuple[Any, ...], int] = {}
+    for art in before:
+        try:
+            ruleset = firewall.read_file(art.path, None, _backend(art))
+        except (OSError, firewall.FirewallError):  # no start: the end's counters stay as they are
+            return None
+        for rule in all_rules([ruleset]):
+            start[rule_key(rule)] = rule.packets or 0
+    return {rule_key(r): (r.packets or 0) - start.get(rule_key(r), 0) for r in all_rules(rulesets)}
 
 
 def read_host_state(inputs: Inputs, sources: list[SourceInfo]) -> HostState:

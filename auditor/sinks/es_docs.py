@@ -103,8 +103,8 @@ def finding_doc(
     body["evidence"] = evidence
     runners = body.pop("runners_up", [])
     body["runners_up"] = [{"cause": c, "score": s} for c, s in runners]
-    if finding.limit and finding.limit.get("name"):
-        body["limit_name"] = str(finding.limit["name"])
+    if finding.limit is not None:
+        body["limit_name"] = finding.limit.name
     for key in ("rule", "limit"):
         if body.get(key) is None:
             body.pop(key, None)

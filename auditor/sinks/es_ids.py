@@ -9,9 +9,7 @@ Written with ``op_type=create``, a second copy is answered 409 and dropped.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from auditor.models import Finding
 
@@ -51,17 +49,15 @@ class EventIds:
 
 def finding_scope(finding: Finding) -> str:
     """What a finding is about beyond its cause: the limit's scope, ports, or side."""
-    limit: Mapping[str, Any] | None = finding.limit
-    if limit and limit.get("scope"):
-        return f"limit:{limit.get('name', '')}@{limit['scope']}"
+    limit = finding.limit
+    if limit is not None and limit.scope:
+        return f"limit:{limit.name}@{limit.scope}"
     rule = finding.rule
-    if rule and (rule.get("chain") or rule.get("id") or rule.get("name")):
+    if rule is not None and rule.chain:
         # the rule's place, whatever showed it (a logged packet or its counters)
-        where = rule.get("position") if rule.get("position") is not None else rule.get("handle")
-        name = rule.get("id") or rule.get("name") or "/".join(
-            str(rule.get(k) or "") for k in ("backend", "family", "table", "chain")
-        ) + f"#{where}"
-        return f"rule:{name}"
+        where = rule.position if rule.position is not None else rule.handle
+        name = "/".join(str(x or "") for x in (rule.backend, rule.family, rule.table, rule.chain))
+        return f"rule:{name}#{where}"
     if finding.ports:
         return "ports:" + ",".join(str(p) for p in sorted(finding.ports))
     return f"side:{finding.side or '-'}"

@@ -30,10 +30,14 @@ def render_markdown(report: Report) -> str:
     """The report as Markdown; see the module docstring for how input text is kept inert."""
     host = md_code(report.host) if report.host else "this host"
     lines = [f"## Connection resets on {host}", ""]
-    start = report.start.isoformat(timespec="seconds") if report.start else "?"
-    end = report.end.isoformat(timespec="seconds") if report.end else "?"
+    window = (
+        f"Window {md_text(report.start.isoformat(timespec='seconds'))} – "
+        f"{md_text(report.end.isoformat(timespec='seconds'))}: "
+        if report.start and report.end
+        else ""
+    )
     lines.append(
-        f"Window {md_text(start)} – {md_text(end)}: **{report.total}** resets, "
+        f"{window}**{report.total}** resets, "
         f"{report.explained} explained ({report.intentional} intentional), "
         f"{sum(u.resets for u in report.unexplained)} unexplained."
     )
@@ -79,13 +83,9 @@ def _finding(i: int, f: Finding) -> list[str]:
         f"resets: {f.resets}; ports: {md_text(ports)}; {md_text(_when(f))}"
     )
     if f.rule:
-        lines.append(f"- Rule: {md_code(f.rule.get('text'))} "
-                     f"({md_text(f.rule.get('packets'))} packets)")
+        lines.append(f"- Rule: {md_code(f.rule.text)}{md_text(f.rule.counted)}")
     if f.limit:
-        lines.append(
-            f"- Limit: {md_code(f.limit.get('name'))} = {md_code(f.limit.get('value'))}, "
-            f"observed {md_code(f.limit.get('observed'))}"
-        )
+        lines.append(f"- Limit: {md_code(f.limit.brief)}")
     if f.runners_up:
         lines.append("- Also considered: " + ", ".join(
             f"{md_code(c)} ({s:.2f})" for c, s in f.runners_up))

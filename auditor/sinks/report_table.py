@@ -69,14 +69,9 @@ def _finding(i: int, f: Finding, console: Console, tz: tzinfo | None) -> None:
     console.print(indented(line(
         f"side {f.side}, {f.resets} resets, ports {ports}, {_span(f, tz)}", style="dim")))
     if f.rule:
-        console.print(indented(line(
-            "rule: ", (f.rule.get("text"), "bold"), f" ({f.rule.get('packets')} packets)"
-        )))
+        console.print(indented(line("rule: ", (f.rule.text, "bold"), f.rule.counted)))
     if f.limit:
-        console.print(indented(line(
-            f"limit: {f.limit.get('name')} = {f.limit.get('value')}, "
-            f"observed {f.limit.get('observed')}"
-        )))
+        console.print(indented(line(f"limit: {f.limit.brief}")))
     for e in f.evidence[:6]:
         at = f"{e.source}:{e.line}" if e.line else e.source
         console.print(indented(line((short_path(at), "dim"), " ", clip(e.text, EVIDENCE))))

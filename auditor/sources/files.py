@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from auditor.paths import SourceError as SourceError
+from auditor.paths import Tree, open_regular
+
 _MAGIC = {
     b"\x1f\x8b": gzip.open,
     b"BZh": bz2.open,
@@ -29,22 +32,18 @@ def display_path(path: str | os.PathLike[str]) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-class SourceError(OSError):
-    """A path that cannot be read, with a one-line reason."""
-
-
 def open_binary(path: str | os.PathLike[str], regular: bool = False) -> BinaryIO:
     """Open a file for reading, decompressing gzip/bzip2/xz by content, not name.
 
     ``regular``: refuse (SourceError) anything but a regular file, without
     blocking on a FIFO (files of an input; a path the user names may be a pipe).
     """
+    opener_fd: int | None = None
     if regular:
-        from auditor.sources.tree import open_regular
-
-        opener_fd: int | None = open_regular(os.fspath(path))
-    else:
-        opener_fd = None
+        try:
+            opener_fd = open_regular(os.fspath(path))
+        except OSError as exc:
+            raise SourceError(str(exc)) from exc
     try:
         fh: BinaryIO = open(path if opener_fd is None else opener_fd, "rb")  # noqa: SIM115
     except FileNotFoundError as exc:
@@ -88,8 +87,6 @@ def walk(paths: list[str], skipped: list[tuple[str, str]] | None = None) -> Iter
     Rotated siblings are returned oldest first (``x.log.3.gz, x.log.2, x.log.1, x.log``)
     so that events come out in time order.
     """
-    from auditor.sources.tree import Tree
-
     for raw in paths:
         p = Path(raw)
         if p.is_dir():

@@ -114,7 +114,7 @@ def scan(
     yield from _scan_python(
         path, parser, stats, progress, needles, start_offset, start_line, hold_partial, tuning
     )
-    watch.finish(path, stats, parser)
+    watch.finish(path, stats, parser, growing=hold_partial)
 
 
 def _scan_python(
@@ -196,8 +196,11 @@ class _Watch:
             return cls(None, 0)
         return cls((st.st_dev, st.st_ino), st.st_size if stat.S_ISREG(st.st_mode) else -1)
 
-    def finish(self, path: str, stats: ScanStats, parser: LineParser) -> None:
-        """Note (not counted as a line not understood) a file deleted, replaced or resized."""
+    def finish(
+        self, path: str, stats: ScanStats, parser: LineParser, growing: bool = False
+    ) -> None:
+        """Note (not counted as a line not understood) a file deleted, replaced or resized
+        (``growing``: a log followed as it is written; only its deletion is news)."""
         if self.ident is None or self.size < 0:
             return
         where = Location(parser.path, stats.lines)
@@ -207,7 +210,7 @@ class _Watch:
             st = None
         if st is None or (st.st_dev, st.st_ino) != self.ident:
             why = "file deleted or replaced during the scan: read as it was when opened"
-        elif st.st_size != self.size:
+        elif st.st_size != self.size and not growing:
             why = (
                 f"file changed size during the scan ({self.size} bytes at start, "
                 f"{st.st_size} now): read up to byte {stats.bytes}"

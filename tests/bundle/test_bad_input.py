@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 
 from auditor.bundle.inputs import open_input
 from auditor.bundle.reader import recognise
-from auditor.limits import conntrack_stats, listeners, netstat, proclimits, sockstat, sysctl
+from auditor.correlate.catalog import load_default
+from auditor.correlate.risks import host_risks
 from auditor.limits.artifact import KINDS, parse_artifact
-from auditor.limits.checks import run_checks
 from auditor.limits.snapshot import load_state
+from auditor.parsers.host import conntrack_stats, listeners, netstat, proclimits, sockstat, sysctl
 
 ROOT = Path(__file__).resolve().parents[2]
 ART = ROOT / "samples" / "artifacts"
@@ -99,7 +100,7 @@ def test_directory_of_junk_is_read_and_named(tmp_path: Path) -> None:
         Path(p.location.path).name == "netstat-cut" and "truncated" in p.reason
         for p in state.problems
     )
-    run_checks(state)  # nothing to find, and nothing raises
+    host_risks(load_default(), state)  # nothing to find, and nothing raises
 
 
 def test_unparseable_nginx_config_is_a_problem_not_a_crash(tmp_path: Path) -> None:

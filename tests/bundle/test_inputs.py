@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from auditor.bundle.inputs import open_input
-from auditor.limits.checks import run_checks
+from auditor.correlate.catalog import load_default
+from auditor.correlate.risks import host_risks
 from auditor.limits.snapshot import HostState, load_state
 from auditor.sources.files import SourceError
 
@@ -85,12 +86,12 @@ def test_directory_of_artifacts_recognised_by_content(tmp_path: Path) -> None:
     ]
     state = load_state(inputs)
     assert state.since_boot  # one unmarked snapshot: totals since boot
-    causes = {f.cause for f in run_checks(state)}
+    causes = {f.cause for f in host_risks(load_default(), state)}
     assert causes >= {
         "conntrack-table-full",
         "tcp-abort-on-overflow",
         "listen-queue-overflow",
-        "nginx-worker-connections",
+        "fd-exhaustion",  # worker_connections x workers above worker_rlimit_nofile
         "listen-backlog-capped",
         "conntrack-timeout-short",
         "upstream-keepalive-race",

@@ -6,6 +6,7 @@ bundle, the manifest lists what was redacted, and the key and password files wer
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import subprocess
 import tarfile
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from auditor.bundle import writer
 from auditor.bundle.logs import nginx_log_paths, secret_files
 from auditor.bundle.redact import MARK, RECORD_LINES, Redactor, redact_text
 from tests.bundle.collectors import auditor_argv, env, manifest, standalone_argv
@@ -154,3 +156,32 @@ def test_real_nginx_secrets_stay_out_of_the_bundle(tmp_path: Path, which: str) -
     assert never and "never read" in never[0]["why"]
     assert not any(a["source"] in (str(d / "key.pem"), str(d / "htpasswd"))
                    for a in doc["artifacts"])
+
+
+def test_streamed_copies_redact_across_chunks_and_in_rotations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small chunks put a key block and secrets across chunk ends; a .gz rotation is read and
+    written compressed; line numbers are those of the whole file."""
+    monkeypatch.setattr(writer, "CHUNK", 32)
+    lines = [f"noise line {n}" for n in range(40)]
+    lines[10] = "-----BEGIN PRIVATE KEY-----"
+    lines[11:14] = ["KEYLINE-A", "KEYLINE-B", "-----END PRIVATE KEY-----"]
+    lines[30] = "GET /?x Authorization: Bearer tok-31"
+    text = "\n".join(lines) + "\n"
+    (tmp_path / "plain.log").write_text(text)
+    with gzip.open(tmp_path / "old.log.1.gz", "wt") as fh:
+        fh.write(text)
+    col = writer.Collector(str(tmp_path / "bundle"))
+    for name in ("plain.log", "old.log.1.gz"):
+        with open(tmp_path / name, "rb") as fin:
+            col.copy(f"logs/{name}", fin, name)
+    plain = (tmp_path / "bundle/logs/plain.log").read_text()
+    with gzip.open(tmp_path / "bundle/logs/old.log.1.gz", "rt") as fh:
+        assert fh.read() == plain
+    assert "KEYLINE" not in plain and "tok-31" not in plain
+    assert plain.count("\n") == 40 and plain.splitlines()[39] == "noise line 39"
+    by_file = {(r["path"], r["kind"]): r["lines"] for r in col.redactions}
+    for name in ("plain.log", "old.log.1.gz"):
+        assert by_file[(f"logs/{name}", "private-key")] == [11]
+        assert by_file[(f"logs/{name}", "authorization-header")] == [31]

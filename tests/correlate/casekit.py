@@ -1,4 +1,4 @@
-"""Builds real Events, Limits, rule sets and check Findings from the compact YAML of cause cases."""
+"""Builds real Events, Limits, rule sets and host facts from the compact YAML of cause cases."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import yaml
 from auditor.correlate.engine import correlate
 from auditor.correlate.report import Report
 from auditor.correlate.scoring import Query
-from auditor.correlate.state import StateView
-from auditor.models import Event, Finding, Limit, Location
+from auditor.limits.snapshot import HostState
+from auditor.models import Event, Limit, Location
+from auditor.parsers.host.listeners import Listener
+from auditor.vocabulary import Fact, fact
 
 T0 = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 CASES = Path(__file__).parent / "cases"
@@ -79,29 +81,34 @@ def make_events(specs: list[dict[str, Any]], path: str = "case.log") -> list[Eve
     return events
 
 
-def make_state(case: dict[str, Any]) -> StateView:
+def make_state(case: dict[str, Any]) -> HostState:
+    """The typed host facts a case describes: limits, counters over 60 s (or since boot),
+    listeners and facts by name (a fact builder's values are not needed to name a cause)."""
     limits = tuple(
         Limit(d["name"], d.get("value"), d.get("observed"), d.get("unit", ""),
-              location=Location("nginx.conf", d["line"]) if "line" in d else None)
+              d.get("scope", "host"),
+              Location("nginx.conf", d["line"]) if "line" in d else None)
         for d in case.get("limits", [])
     )
-    checks = tuple(
-        Finding(
-            cause=c, title=c, confidence="low", score=0.3, summary=f"check {c} fired", remedy=""
-        )
-        for c in case.get("checks", [])
-    )
-    return StateView(
+    counters = dict(case.get("counters", {}))
+    since_boot = bool(case.get("since_boot", False))
+    return HostState(
         limits=limits,
-        counters=dict(case.get("counters", {})),
-        since_boot=bool(case.get("since_boot", False)),
-        window_seconds=60.0,
-        listeners=tuple(("0.0.0.0", int(p)) for p in case.get("listeners", [])),
-        facts=frozenset(case.get("facts", [])),
-        checks=checks,
+        after=counters,
+        deltas={} if since_boot else counters,
+        window_seconds=None if since_boot else 60.0,
+        listeners=tuple(Listener("0.0.0.0", int(p), 0, 128) for p in case.get("listeners", [])),
+        facts=tuple(_fact(f) for f in case.get("facts", [])),
         host="case-host",
-        known=True,
     )
+
+
+def _fact(spec: str | dict[str, Any]) -> Fact:
+    """A fact by name, or ``{name, ports, <param>: value...}``."""
+    if isinstance(spec, str):
+        return Fact(spec)
+    params = {k: v for k, v in spec.items() if k not in ("name", "ports")}
+    return fact(spec["name"], ports=tuple(spec.get("ports", ())), **params)
 
 
 def make_rulesets(case: dict[str, Any]) -> list[Any]:

@@ -27,9 +27,9 @@ def test_case(cause: str, case: dict[str, Any]) -> None:
         if "confidence" in expect:
             assert top.confidence == expect["confidence"]
         if "rule_contains" in expect:
-            assert top.rule is not None and expect["rule_contains"] in top.rule["text"]
+            assert top.rule is not None and expect["rule_contains"] in top.rule.text
         if "limit" in expect:
-            assert top.limit is not None and top.limit["name"] == expect["limit"]
+            assert top.limit is not None and top.limit.name == expect["limit"]
         if "ports" in expect:
             assert list(top.ports) == expect["ports"], top.ports
         for text in expect.get("remedy_contains", []):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from auditor.config import ConfigError, Secret, load_config, validate_namespace
-from auditor.models import Event, Evidence, Finding, Location, to_ecs
+from auditor.models import Event, Evidence, Finding, FindingLimit, Location, to_ecs
 from auditor.parsers import registry
 from auditor.parsers.base import ParseContext
 from auditor.sinks.es_docs import DocBuilder, Window, finding_doc
@@ -36,8 +36,7 @@ def finding(cause: str = "conntrack-table-full", **kw: object) -> Finding:
         cause=cause, title="conntrack table full", confidence="high", score=0.92,
         summary="nf_conntrack_max reached", remedy="raise net.netfilter.nf_conntrack_max",
         resets=41, ports=(443, 80), first_seen=T0, last_seen=T0 + timedelta(minutes=3),
-        side="kernel", limit={"name": "net.netfilter.nf_conntrack_max", "value": 65536,
-                              "observed": 65536, "scope": "host"},
+        side="kernel", limit=FindingLimit("net.netfilter.nf_conntrack_max", 65536, 65536),
         evidence=(Evidence("/var/log/kern.log", 812, "nf_conntrack: table full", 0.6),
                   Evidence("counter", None, "insert_failed +120", 0.3, "counter")),
         runners_up=(("syn-flood", 0.2),),

@@ -2,6 +2,9 @@
 
     python -m tests.lab list
     python -m tests.lab run NAME --out DIR [--keep]   (as root)
+    python -m tests.lab shapes                        list the shape families and seeds
+    python -m tests.lab shape FAMILY-SEED --out DIR   one generated incident (as root)
+    python -m tests.lab score [--out DIR] [--json FILE] [--only tuning|held-out]
 
 ``run`` reproduces one scenario, leaves its artifacts directory (with
 ``expected.json``) in DIR, reports missing raw evidence, and prints the command
@@ -32,7 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", type=Path, required=True)
     run.add_argument("--keep", action="store_true",
                      help="keep the lab up until Enter is pressed, to look around")
+    sub.add_parser("shapes", help="list the shape families and their seeds")
+    one = sub.add_parser("shape", help="generate one seeded incident, e.g. fw-limit-3")
+    one.add_argument("case")
+    one.add_argument("--out", type=Path, required=True)
+    sc = sub.add_parser("score", help="tuning and held-out accuracy, and the failure classes")
+    sc.add_argument("--out", type=Path, help="keep the captures here (default: a temp dir)")
+    sc.add_argument("--json", type=Path, help="also write the scores as JSON")
+    sc.add_argument("--only", choices=("tuning", "held-out"))
     args = ap.parse_args(argv)
+    if args.cmd in ("shapes", "shape", "score"):
+        from tests.lab.scoring_cli import main as shapes_main
+
+        return shapes_main(args)
     scenarios = registry()
     if args.cmd == "list":
         for sc in scenarios.values():

@@ -112,7 +112,7 @@ http {{
 
     def process_limits(self) -> dict[str, str]:
         """``limits-nginx-<pid>.txt`` artifacts (as ``auditor collect`` writes) per nginx process."""
-        from auditor.limits.proclimits import artifact_text
+        from auditor.bundle.hostread import process_text as artifact_text
 
         if self.proc is None or self.proc.poll() is not None:
             return {}

@@ -39,7 +39,7 @@ def test_limits_table_from_sosreport() -> None:
         "conntrack-table-full",
         "tcp-abort-on-overflow",
         "listen-queue-overflow",
-        "nginx-worker-connections",
+        "fd-exhaustion",  # worker_connections x workers above worker_rlimit_nofile
         "upstream-keepalive-race",
     ):
         assert cause in text

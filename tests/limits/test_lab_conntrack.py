@@ -15,7 +15,8 @@ import sys
 import pytest
 
 from auditor.bundle.inputs import open_input
-from auditor.limits.checks import run_checks
+from auditor.correlate.catalog import load_default
+from auditor.correlate.risks import host_risks
 from auditor.limits.snapshot import load_state
 from tests.limits.netns import conntrack_max, lab, needs_netns, sh
 
@@ -78,11 +79,11 @@ def test_conntrack_pressure(tmp_path: str) -> None:
     print(refused, {k: v for k, v in state.deltas.items() if k.startswith("conntrack.")})
     assert state.deltas["conntrack.drop"] == refused
     assert state.deltas["conntrack.early_drop"] + refused >= FLOWS - SMALL_MAX
-    found = [f for f in run_checks(state) if f.cause == "conntrack-table-full"]
+    found = [f for f in host_risks(load_default(), state) if f.cause == "conntrack-table-full"]
     assert len(found) == 1
     f = found[0]
     assert f.confidence == "medium"
-    assert f.limit is not None and f.limit["value"] == SMALL_MAX
-    assert f.limit["usage"] >= 0.8
-    assert "nf_conntrack_max=65536" in f.remedy
+    assert f.limit is not None and f.limit.value == SMALL_MAX
+    assert f.limit.usage >= 0.8
+    assert f"nf_conntrack_max={2 * SMALL_MAX}" in f.remedy  # twice the use, a power of two
     assert any("conntrack.early_drop" in e.text for e in f.evidence)

@@ -11,7 +11,8 @@ import os
 import sys
 
 from auditor.bundle.inputs import open_input
-from auditor.limits.checks import run_checks
+from auditor.correlate.catalog import load_default
+from auditor.correlate.risks import host_risks
 from auditor.limits.snapshot import load_state
 from tests.limits.netns import CLIENT_IP, SERVER_IP, lab, needs_netns
 
@@ -76,10 +77,10 @@ def test_full_listen_queue_live_and_bundle(tmp_path: str) -> None:
     assert state.deltas["TcpExt.ListenOverflows"] > 0
     assert state.deltas["TcpExt.ListenDrops"] >= state.deltas["TcpExt.ListenOverflows"]
     assert state.moved()["TcpExt.ListenOverflows"] == state.deltas["TcpExt.ListenOverflows"]
-    causes = {f.cause: f for f in run_checks(state)}
+    causes = {f.cause: f for f in host_risks(load_default(), state)}
     overflow = causes["listen-queue-overflow"]
     assert overflow.ports == (PORT,)
-    assert overflow.limit is not None and overflow.limit["value"] == 1
+    assert overflow.limit is not None and overflow.limit.value == 1
     assert overflow.confidence == "medium"
     assert any("ListenOverflows" in e.text for e in overflow.evidence)
     # the same listener and limits, read live inside the namespace

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from auditor.bundle.inputs import open_input
-from auditor.limits.checks import run_checks
+from auditor.correlate.catalog import load_default
+from auditor.correlate.risks import host_risks
 from auditor.limits.snapshot import load_state
 from tests.limits.netns import SERVER_IP, lab, needs_netns, sh
 
@@ -134,14 +135,15 @@ def test_nginx_too_few_worker_connections(tmp_path: Path) -> None:
     wc = state.limit("nginx worker_connections")
     assert wc is not None and wc.value == WORKER_CONNECTIONS
     assert wc.location is not None and wc.location.path == str(conf)
-    causes = {f.cause: f for f in run_checks(state)}
+    causes = {f.cause: f for f in host_risks(load_default(), state)}
     f = causes["nginx-worker-connections"]
-    assert f.limit is not None and f.limit["value"] == WORKER_CONNECTIONS
+    assert f.limit is not None and f.limit.value == WORKER_CONNECTIONS
     assert f.confidence == "medium"  # a worker is at the limit right now
     assert "worker_connections 1024;" in f.remedy
     capped = causes["listen-backlog-capped"]
-    assert capped.limit is not None and capped.limit["value"] == 8192
-    assert capped.limit["somaxconn"] == state.sysctls.int("net.core.somaxconn")
+    assert capped.limit is not None and capped.limit.observed == 8192  # the backlog asked
+    assert capped.limit.value == state.sysctls.int("net.core.somaxconn")
+    assert "net.core.somaxconn=8192" in capped.remedy
     assert any(e.source == str(conf) for e in capped.evidence)
     # the error log made it into the bundle and is recognised for the nginx error parser
     kinds = {os.path.basename(a.path): a.kind for a in inputs.logs()}

@@ -13,9 +13,18 @@ from hypothesis import strategies as st
 from auditor.commands.fleet import print_fleet
 from auditor.commands.limits import print_state, state_doc
 from auditor.correlate.report import Note, Report, SourceInfo, Unexplained
-from auditor.limits.listeners import Listener
 from auditor.limits.snapshot import HostState
-from auditor.models import Event, Evidence, Finding, Limit, Location, ParseIssue
+from auditor.models import (
+    Event,
+    Evidence,
+    Finding,
+    FindingLimit,
+    FindingRule,
+    Limit,
+    Location,
+    ParseIssue,
+)
+from auditor.parsers.host.listeners import Listener
 from auditor.sinks.events import write_json, write_ndjson, write_table
 from auditor.sinks.report_json import write_report_json
 from auditor.sinks.report_markdown import render_markdown
@@ -49,9 +58,12 @@ findings = st.builds(
     Finding, cause=TEXT, title=TEXT, confidence=st.sampled_from(["high", "medium", "low"]),
     score=st.floats(0, 1), summary=TEXT, remedy=TEXT, resets=st.integers(0, 10**6),
     ports=PORTS, first_seen=WHEN, last_seen=WHEN, side=TEXT, intentional=st.booleans(),
-    rule=st.one_of(st.none(), st.fixed_dictionaries({"text": TEXT, "packets": TEXT})),
-    limit=st.one_of(st.none(), st.fixed_dictionaries(
-        {"name": TEXT, "value": TEXT, "observed": TEXT})),
+    rule=st.one_of(st.none(), st.builds(
+        FindingRule, table=TEXT, chain=TEXT, text=TEXT,
+        packets=st.one_of(st.none(), st.integers(0, 10**9)))),
+    limit=st.one_of(st.none(), st.builds(
+        FindingLimit, name=TEXT, value=TEXT,
+        observed=st.one_of(st.none(), st.integers(0, 10**9)))),
     evidence=st.lists(evidence, max_size=3).map(tuple),
     runners_up=st.lists(st.tuples(TEXT, st.floats(0, 1)), max_size=2).map(tuple),
     details=st.dictionaries(TEXT, TEXT, max_size=2),

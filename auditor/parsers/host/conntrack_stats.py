@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from auditor.limits._text import CounterSet, issue
 from auditor.models import Location, ParseIssue
+from auditor.parsers.host._text import CounterSet, issue
 
 PARSER = "conntrack-stats"
 PROC_PATH = "/proc/net/stat/nf_conntrack"

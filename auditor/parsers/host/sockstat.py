@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from auditor.limits._text import CounterSet, issue, to_int
 from auditor.models import Location, ParseIssue
+from auditor.parsers.host._text import CounterSet, issue, to_int
 
 PARSER = "sockstat"
 _LINE = re.compile(r"^([A-Za-z0-9]+):\s+(.*)$")

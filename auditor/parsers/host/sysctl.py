@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from auditor.limits._text import issue
 from auditor.models import Location, ParseIssue
+from auditor.parsers.host._text import issue
 
 PARSER = "sysctl"
 _LINE = re.compile(r"^\s*([A-Za-z0-9_.\-/*]+)\s*=\s?(.*?)\s*$")

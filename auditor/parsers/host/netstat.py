@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from auditor.limits._text import CounterSet, issue, to_int
 from auditor.models import Location, ParseIssue
+from auditor.parsers.host._text import CounterSet, issue, to_int
 
 PARSER = "netstat"
 # Level values in /proc/net/snmp (not monotonic counters).

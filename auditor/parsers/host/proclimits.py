@@ -9,13 +9,10 @@ then comes from the path.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from auditor.bundle.hostread import nginx_pids as nginx_pids
-from auditor.bundle.hostread import process_text as artifact_text
-from auditor.limits._text import issue
 from auditor.models import Location, ParseIssue
+from auditor.parsers.host._text import issue
 
 PARSER = "proc-limits"
 _ROW = re.compile(r"^(Max [A-Za-z ]+?)\s{2,}(\S+)\s+(\S+)(?:\s+(\S+))?\s*$")
@@ -99,13 +96,3 @@ def parse_text(text: str, origin: str) -> tuple[ProcessLimits | None, tuple[Pars
     )
     return proc, tuple(issues)
 
-
-def read_live(pids: Iterable[int], proc_root: str = "/proc") -> list[ProcessLimits]:
-    out = []
-    for pid in sorted(set(pids)):
-        text = artifact_text(pid, proc_root)
-        if text is not None:
-            proc, _ = parse_text(text, f"{proc_root}/{pid}/limits")
-            if proc is not None:
-                out.append(proc)
-    return out

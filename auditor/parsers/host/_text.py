@@ -1,4 +1,4 @@
-"""Small helpers shared by the limit readers: decoding, issues, reading a file leniently."""
+"""Small helpers shared by the host-artifact parsers: issues, integers, counter sets."""
 
 from __future__ import annotations
 
@@ -6,26 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from auditor.models import Location, ParseIssue
-from auditor.sources.files import SourceError, open_binary
-
-MAX_ARTIFACT_BYTES = 64 << 20
 
 
 def issue(origin: str, line: int, parser: str, reason: str, text: str = "") -> ParseIssue:
     """A ParseIssue at ``origin:line`` with the offending text cut for display."""
     return ParseIssue(Location(origin, line), parser, reason, text[:200])
-
-
-def read_text(path: str, limit: int = MAX_ARTIFACT_BYTES) -> str:
-    """A whole (possibly compressed) artifact decoded leniently; SourceError when unreadable."""
-    try:
-        with open_binary(path) as fh:
-            data = fh.read(limit)
-    except SourceError:
-        raise
-    except Exception as exc:  # truncated compressed data raises EOFError, zlib.error...
-        raise SourceError(f"{path}: cannot read ({exc})") from exc
-    return data.decode("utf-8", "replace")
 
 
 def to_int(text: str) -> int | None:

@@ -1,4 +1,7 @@
-"""A directory input is a closed world: only its own regular files are read.
+"""Hostile paths: a directory input is a closed world, only its own regular files are read.
+
+Standard library only, below every other part (``sources``, ``nginx``, ``bundle``
+use it), so that whoever opens a file of an input does it the same way.
 
 :class:`Tree` walks a folder (sorted, hidden names skipped) and yields the
 regular files in it. A symbolic link is followed only when its target stays
@@ -21,9 +24,11 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from auditor.sources.files import SourceError
-
 DEFAULT_MAX_FILES = 20_000
+
+
+class SourceError(OSError):
+    """A path that cannot be read, with a one-line reason."""
 
 
 def max_files() -> int:
@@ -32,7 +37,7 @@ def max_files() -> int:
     try:
         return int(text) if text else DEFAULT_MAX_FILES
     except ValueError:
-        raise SourceError(f"AUDITOR_MAX_FILES={text!r}: expected a whole number") from None
+        raise OSError(f"AUDITOR_MAX_FILES={text!r}: expected a whole number") from None
 
 
 def _kind(mode: int) -> str:
@@ -103,15 +108,16 @@ def check(path: str, real_root: str) -> str | None:
 
 
 def open_regular(path: str) -> int:
-    """A blocking read descriptor on the regular file ``path``; SourceError for anything else."""
+    """A blocking read descriptor on the regular file ``path``; OSError (one line, naming
+    the path) for anything else."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise SourceError(f"{path}: cannot open ({exc.strerror or exc})") from exc
+        raise OSError(f"{path}: cannot open ({exc.strerror or exc})") from exc
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise SourceError(f"{path}: not a regular file ({_kind(mode)}): not read")
+            raise OSError(f"{path}: not a regular file ({_kind(mode)}): not read")
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
     except BaseException:
         os.close(fd)

@@ -13,8 +13,8 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from auditor.limits._text import issue
 from auditor.models import Location, ParseIssue
+from auditor.parsers.host._text import issue
 
 PARSER = "ss"
 LIVE_COMMAND = ("ss", "-tlnpi")
