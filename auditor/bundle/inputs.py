@@ -25,6 +25,7 @@ from auditor.sources.files import SourceError, display_path, read_head
 
 PARSER = "bundle"
 MANIFEST = "manifest.json"
+HOSTNAME = "hostname"  # a plain directory's (or sosreport's) host name file
 # Parts of a sosreport worth reading; the rest is not looked at.
 SOS_PLACES = (
     "sos_commands/networking",
@@ -190,8 +191,9 @@ def _open_dir(root: str, origin: str) -> Inputs:
         when = _instant(stamp)
         if when is not None and phase not in dict(times):
             times.append((phase, when))
+    named = _read_small(os.path.join(root, HOSTNAME), tree) if not host.get("name") else None
     return Inputs(
-        host=host.get("name"),
+        host=host.get("name") or _host_name(named),
         kernel=host.get("kernel"),
         boot_time=_instant(host.get("boot_time")),
         timezone=host.get("timezone"),
@@ -221,7 +223,9 @@ def _recognise_all(
             problems.append(_problem(path, f"cannot read ({exc})"))
             continue
         if kind is None:
-            if report_unknown and os.path.getsize(path) > 0:
+            if rel == HOSTNAME:  # the host's name (read as a host fact), not a log
+                continue
+            if report_unknown and any(line.strip() for line in head):
                 problems.append(_problem(path, "kind of file not recognised; not used"))
             continue
         note = notes.get(rel, "")
@@ -243,6 +247,13 @@ def _tree_notes(tree: Tree) -> list[ParseIssue]:
     if tree.capped:
         notes.append(_problem(tree.root, tree.cap_note()))
     return notes
+
+
+def _host_name(text: str | None) -> str | None:
+    """A ``hostname`` file's name: one short line of name characters, else None."""
+    if not text or "\n" in text or len(text) > 253:
+        return None
+    return text if all(c.isalnum() or c in "-._" for c in text) else None
 
 
 def _read_small(path: str, tree: Tree) -> str | None:
@@ -286,7 +297,7 @@ def _open_sos(root: str) -> Inputs:
     uname = _read_small(os.path.join(root, "uname"), tree) or ""
     parts = uname.split()
     return Inputs(
-        host=_read_small(os.path.join(root, "hostname"), tree),
+        host=_host_name(_read_small(os.path.join(root, HOSTNAME), tree)),
         kernel=parts[2] if len(parts) > 2 else None,
         boot_time=None,
         timezone=None,

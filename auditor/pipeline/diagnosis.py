@@ -25,6 +25,7 @@ from auditor.limits.snapshot import HostState
 from auditor.models import Event
 from auditor.parsers.base import ParseContext
 from auditor.pipeline.citations import citer, manifest_of, rewrite, without_copy_lines
+from auditor.pipeline.declared import with_declared_formats
 from auditor.pipeline.evidence import read_host_state, read_rulesets, rule_moves
 from auditor.pipeline.logs import Window, events_of_inputs
 from auditor.sources.files import SourceError
@@ -134,6 +135,7 @@ def diagnose_inputs(
     relative to it, never in the temporary folder an archive or the live host is read from.
     """
     diagnosis = Diagnosis(query or Query(), catalog or load_default())
+    inputs = with_declared_formats(inputs)
     for problem in inputs.problems:
         diagnosis.sources.append(
             SourceInfo(str(problem.location), "unrecognised", False, note=problem.reason)

@@ -25,6 +25,7 @@ from auditor.sources.files import SourceError, read_head, walk
 from auditor.sources.scan import ScanStats, scan
 
 UNRECOGNISED = "(none)"
+DECLARED_NOTE = "log_format "  # an artifact found by a declared format (pipeline.declared)
 # Parsers that read access-log lines, and so take a log_format.
 ACCESS_READERS = ("nginx-access", "mixed")
 
@@ -128,8 +129,12 @@ def events_of_inputs(
         st = ScanStats(art.path, cls.name)
         stats.append(st)
         try:
+            ctx = base
+            if art.note.startswith(DECLARED_NOTE):  # read with the format it was found by
+                name = art.note[len(DECLARED_NOTE):]
+                ctx = replace(base, options={**base.options, "log_format": name})
             yield from read_log(
-                art.path, cls, base, st, window, nginx_config=config, root=inputs.root
+                art.path, cls, ctx, st, window, nginx_config=config, root=inputs.root
             )
         except (OSError, SourceError) as exc:
             sources.append(SourceInfo(art.path, art.kind, False, note=str(exc)))
