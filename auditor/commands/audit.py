@@ -25,7 +25,7 @@ from rich.console import Console
 from auditor.commands._common import clean_errors, err_console, fail
 from auditor.config import ConfigError, load_config
 from auditor.sinks.text import console as text_console
-from auditor.sinks.text import dumps, line
+from auditor.sinks.text import dumps, hanging, line
 from auditor.sources.checkpoint import StateError
 
 if TYPE_CHECKING:  # the Elasticsearch client loads only when an audit runs
@@ -61,7 +61,7 @@ class _Progress(logging.Handler):
     """Retries and waits of the Elasticsearch sink, as lines on stderr while they happen."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        err_console.print(line(("auditor: ", "dim"), record.getMessage()))
+        hanging(err_console, line(("auditor: ", "dim"), record.getMessage()))
 
 
 @contextmanager
@@ -78,7 +78,7 @@ def _progress() -> Iterator[None]:
 def _print(report: AuditReport, console: Console) -> None:
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.by_kind.items())) or "nothing"
     verb = "would ship" if report.dry_run else "shipped"
-    console.print(line(
+    hanging(console, line(
         f"auditor audit: {len(report.files)} files, {report.events} events, "
         f"{report.findings} findings; {verb} {kinds}"
         + ("" if report.dry_run else
@@ -87,9 +87,9 @@ def _print(report: AuditReport, console: Console) -> None:
            f"from spool {report.spool_sent}, dropped {report.dropped})"),
     ))
     for note in report.notes[:20]:
-        console.print(line((f"note: {note}", "dim")))
+        hanging(console, line((f"note: {note}", "dim")))
     for problem in report.problems:
-        console.print(line(("warning: ", "yellow"), problem))
+        hanging(console, line(("warning: ", "yellow"), problem))
 
 
 def exit_code(report: AuditReport) -> int:
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
             _print(report, text_console() if dry_run else err_console)
         code = exit_code(report)
         if report.sent.dead:
-            err_console.print(line(
+            hanging(err_console, line(
                 ("auditor: error: ", "bold red"),
                 f"Elasticsearch refused {report.sent.dead} documents; they are in "
                 f"{cfg.dead_letter} with the reason",

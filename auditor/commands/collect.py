@@ -12,7 +12,7 @@ from auditor.bundle.standins import ObfuscationError
 from auditor.bundle.trace import hook as trace_hook
 from auditor.commands._common import clean_errors, fail
 from auditor.sinks.text import console as text_console
-from auditor.sinks.text import line
+from auditor.sinks.text import hanging, line
 from auditor.timeutil import parse_duration
 
 EXAMPLES = """
@@ -104,4 +104,4 @@ def register(app: typer.Typer) -> None:
         except ObfuscationError as exc:
             fail(str(exc))
         for text in summary(manifest, output):
-            console.print(line(text))
+            hanging(console, line(text))

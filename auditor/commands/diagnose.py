@@ -22,7 +22,7 @@ from auditor.sinks.report_markdown import render_markdown
 from auditor.sinks.report_ndjson import write_report_ndjson
 from auditor.sinks.report_table import print_report
 from auditor.sinks.text import console as text_console
-from auditor.sinks.text import line, short_path
+from auditor.sinks.text import hanging, line, short_path
 from auditor.sources.files import SourceError
 
 LEVELS = {"high": 3, "medium": 2, "low": 1}
@@ -140,16 +140,16 @@ def register(app: typer.Typer) -> None:
             console = text_console()
             print_report(report, console, tz)
             used = [s for s in report.sources if s.used]
-            console.print(line((
+            hanging(console, line((
                 f"sources used: {len(used)} of {len(report.sources)}: "
                 + ", ".join(f"{short_path(s.path)} ({s.kind})" for s in used), "dim")))
         for s in report.sources:
             if not s.used and s.note:
-                err_console.print(line((s.path, "yellow"), ": not used: ", s.note))
+                hanging(err_console, line((s.path, "yellow"), ": not used: ", s.note))
             elif s.kind == "trace-header" and "not recorded" in s.note:
-                err_console.print(line((s.path, "yellow"), ": ", s.note))
+                hanging(err_console, line((s.path, "yellow"), ": ", s.note))
         for gap in report.gaps:
-            err_console.print(line(("could not read: ", "yellow"), gap.splitlines()[0]))
+            hanging(err_console, line(("could not read: ", "yellow"), gap.splitlines()[0]))
         if fail_on is not None:
             level = LEVELS[fail_on.value]
             if any(LEVELS[f.confidence] >= level and not f.intentional for f in report.findings):

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from auditor.commands._common import clean_errors, fail
 from auditor.config import ConfigError, load_config
-from auditor.sinks.text import cell, dumps, line
+from auditor.sinks.text import cell, dumps, hanging, line
 from auditor.sinks.text import console as text_console
 from auditor.timeutil import parse_duration
 
@@ -228,5 +228,5 @@ def print_fleet(rows: dict[str, Any], since: str, findings_index: str, resets_in
                       cell(", ".join(f"{k} {v}" for k, v in h["actions"].items())))
     console.print(hosts)
     if not rows["causes"] and not rows["hosts"]:
-        console.print(line((f"nothing in {findings_index} / {resets_index} "
+        hanging(console, line((f"nothing in {findings_index} / {resets_index} "
                             f"for the last {since}", "dim")))

@@ -19,7 +19,16 @@ from auditor.correlate.catalog import load_default
 from auditor.correlate.risks import host_risks
 from auditor.limits.snapshot import KEY_COUNTERS, HostState, live_state, load_state
 from auditor.models import Finding, plain
-from auditor.sinks.text import cell, clip, dumps, indented, line, short_path, stacked
+from auditor.sinks.text import (
+    cell,
+    clip,
+    dumps,
+    hanging,
+    indented,
+    line,
+    short_path,
+    stacked,
+)
 from auditor.sinks.text import console as text_console
 
 EXAMPLES = """
@@ -88,7 +97,7 @@ def print_state(state: HostState, findings: list[Finding], console: Console) -> 
         if state.since_boot
         else f"counters over {state.window_seconds:g} s"
     )
-    console.print(line(head))
+    hanging(console, line(head))
     table = Table(title="limits (and where each was read)", header_style="bold",
                   box=box.SIMPLE)
     longest = max((len(x.name) for x in state.limits), default=20)
@@ -125,9 +134,9 @@ def print_state(state: HostState, findings: list[Finding], console: Console) -> 
                 f"{li.recv_q} waiting, backlog {li.send_q} ({_rel(state, li.location)})",
             ), 0))
     if not findings:
-        console.print(line(("no limit findings", "green")))
+        hanging(console, line(("no limit findings", "green")))
     for f in findings:
-        console.print(line((f.cause, "bold"), f" ({f.confidence}, {f.score}) ", f.title))
+        hanging(console, line((f.cause, "bold"), f" ({f.confidence}, {f.score}) ", f.title))
         console.print(indented(line(f.summary), 2))
         for ev in f.evidence:
             src = _rel(state, ev.source) + (f":{ev.line}" if ev.line else "")
@@ -135,11 +144,12 @@ def print_state(state: HostState, findings: list[Finding], console: Console) -> 
         console.print(indented(line(("remedy: ", "green"), f.remedy), 2))
     if state.sources:
         kinds = ", ".join(sorted({a.kind for a in state.sources}))
-        console.print(line((f"read {len(state.sources)} artifacts: {kinds}", "dim")))
+        hanging(console, line((f"read {len(state.sources)} artifacts: {kinds}", "dim")))
     for p in state.problems[:20]:
-        console.print(line(("not understood: ", "yellow"), _rel(state, p.location), " ", p.reason))
+        where = _rel(state, p.location)
+        hanging(console, line(("not understood: ", "yellow"), where, " ", p.reason))
     if len(state.problems) > 20:
-        console.print(line((f"{len(state.problems) - 20} more problems", "yellow")))
+        hanging(console, line((f"{len(state.problems) - 20} more problems", "yellow")))
 
 
 def register(app: typer.Typer) -> None:

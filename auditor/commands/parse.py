@@ -24,7 +24,7 @@ from auditor.parsers import registry
 from auditor.parsers.base import ParseContext
 from auditor.pipeline.logs import FileNotes, Window, events_of_paths
 from auditor.sinks.events import write_json, write_ndjson, write_table
-from auditor.sinks.text import cell, clip, indented, line
+from auditor.sinks.text import cell, clip, hanging, indented, line
 from auditor.sinks.text import console as text_console
 from auditor.sources.files import walk
 from auditor.sources.scan import ScanStats
@@ -107,12 +107,12 @@ def print_summary(
     console.print(table)
     for s in stats:
         for note in notes.get(s.path, FileNotes()).notes:
-            console.print(line((f"{s.path}: ", "dim"), (note, "dim")))
+            hanging(console, line((f"{s.path}: ", "dim"), (note, "dim")))
         for issue in s.issues[:5]:
-            console.print(line((issue.location, "yellow"), f" {issue.reason}:"))
+            hanging(console, line((issue.location, "yellow"), f" {issue.reason}:"))
             console.print(indented(line((repr(clip(issue.text, 100)), "dim"))))
         if s.not_understood > 5:
-            console.print(line((f"{s.path}: {s.not_understood - 5} more lines not understood",
+            hanging(console, line((f"{s.path}: {s.not_understood - 5} more lines not understood",
                                 "dim")))
 
 

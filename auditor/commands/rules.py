@@ -19,7 +19,7 @@ from auditor.firewall import FirewallError, read_file, read_ipsets, read_live, t
 from auditor.firewall.ipset import IpSets
 from auditor.firewall.lint import LintFinding, lint, listening_ports
 from auditor.firewall.model import Packet, PacketError, RuleRef, Ruleset, TraceEnv, TraceResult
-from auditor.sinks.text import cell, clip, dumps, indented, line, stacked
+from auditor.sinks.text import cell, clip, dumps, hanging, indented, json_bytes, line, stacked
 from auditor.sinks.text import console as text_console
 
 EXAMPLES = """
@@ -70,16 +70,16 @@ def _load(sources: list[str], ipsets_file: str | None, backend: str | None
     else:
         state = read_live()
         for p in state.problems:
-            err_console.print(line(("auditor: could not read ", "yellow"), p))
+            hanging(err_console, line(("auditor: could not read ", "yellow"), p))
         for w in state.warnings:
-            err_console.print(line(("auditor: warning: ", "bold yellow"), w))
+            hanging(err_console, line(("auditor: warning: ", "bold yellow"), w))
         rulesets, env = state.rulesets, state.env
     for rs in rulesets:
         for issue in rs.issues[:20]:
-            err_console.print(line((issue.location, "yellow"), f" {issue.reason}: ",
+            hanging(err_console, line((issue.location, "yellow"), f" {issue.reason}: ",
                                    (repr(clip(issue.text, 200)), "dim")))
         if len(rs.issues) > 20:
-            err_console.print(line((f"{rs.origin}: {len(rs.issues) - 20} more issues", "dim")))
+            hanging(err_console, line((f"{rs.origin}: {len(rs.issues) - 20} more issues", "dim")))
     if backend:
         rulesets = [rs for rs in rulesets if rs.backend == backend]
     return rulesets, env
@@ -115,39 +115,39 @@ def _show(rulesets: list[Ruleset], fmt: Fmt) -> None:
             style = "bold red" if r.can_reset else ("red" if r.target == "reject" else None)
             table.add_row(*map(cell, _rule_cells(r)), style=style)
         console.print(table)
-    console.print(line(("bold red", "bold red"), ": rules that answer with a TCP reset; ",
+    hanging(console, line(("bold red", "bold red"), ": rules that answer with a TCP reset; ",
                        ("red", "red"), ": other REJECTs"))
 
 
 def _print_trace(result: TraceResult, console: Console) -> None:
     how = result.verdict.upper() + (f" ({result.reject_with})" if result.reject_with else "")
-    console.print(line(("verdict: ", "bold"), how))
+    hanging(console, line(("verdict: ", "bold"), how))
     if result.rule is not None:
         r = result.rule
-        console.print(line(("decided by: ", "bold"), r.label, "  ", (r.location or "", "dim")))
+        hanging(console, line(("decided by: ", "bold"), r.label, "  ", (r.location or "", "dim")))
         console.print(indented(line(r.text), 2))
         if r.packets is not None:
             console.print(indented(line(f"counters: {r.packets} packets, {r.bytes} bytes"), 2))
     elif result.policy is not None:
         p = result.policy
-        console.print(line(("decided by: ", "bold"),
+        hanging(console, line(("decided by: ", "bold"),
                            f"policy {p.policy} of {p.backend} {p.family} {p.table} {p.chain}"))
     for step in result.nat:  # the addresses the later chains saw
-        console.print(line(("nat: ", "bold"), step.text,
+        hanging(console, line(("nat: ", "bold"), step.text,
                            (f" at {step.hook}, by {step.rule.label}", "dim")))
         if step.note:
             console.print(indented(line((step.note, "dim")), 2))
     for note in result.notes:
-        console.print(line(("note: ", "cyan"), note))
+        hanging(console, line(("note: ", "cyan"), note))
     if result.path:
-        console.print(line(("path:", "bold")))
+        hanging(console, line(("path:", "bold")))
         for r in result.path:
             console.print(indented(line(f"{r.label}: ", r.text), 2))
     for c in result.conditional:
-        console.print(line(("may decide", "yellow"), f" ({c.verdict}) when ", c.condition,
+        hanging(console, line(("may decide", "yellow"), f" ({c.verdict}) when ", c.condition,
                            ": ", c.rule.label, ": ", c.rule.text))
     for n in result.not_evaluated:
-        console.print(line(("not evaluated", "magenta"), f" ({n.reason}): ", n.rule.label, ": ",
+        hanging(console, line(("not evaluated", "magenta"), f" ({n.reason}): ", n.rule.label, ": ",
                            n.rule.text))
 
 
@@ -178,7 +178,7 @@ def _packets_stream(path: str, rulesets: list[Ruleset], env: TraceEnv) -> int:
             except (ValueError, PacketError) as exc:
                 bad += 1
                 out.write(_ndjson({"error": str(exc), "line": no, "file": path}))
-                err_console.print(line((f"{path}:{no}", "yellow"), " ", exc))
+                hanging(err_console, line((f"{path}:{no}", "yellow"), " ", exc))
                 continue
             result = trace(rulesets, packet, env)
             out.write(_ndjson({"packet": packet.to_json(), **result.to_json(rule_json)}))
@@ -191,7 +191,7 @@ def _packets_stream(path: str, rulesets: list[Ruleset], env: TraceEnv) -> int:
 
 def _ndjson(doc: dict[str, object]) -> bytes:
     try:
-        return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
+        return json_bytes(orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE))
     except orjson.JSONEncodeError:  # a lone surrogate: written as text, valid UTF-8
         return (dumps(doc) + "\n").encode("utf-8")
 

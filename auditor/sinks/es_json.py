@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 import orjson
 
 from auditor.models import Event, plain, to_ecs
-from auditor.sinks.text import dumps
+from auditor.sinks.text import dumps, json_bytes
 
 _std = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
@@ -146,14 +145,6 @@ def _slow(event: Event, host: str | None, tail: Mapping[str, Any]) -> bytes:
         return dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
-# DEL, C1, bidi controls, LS/PS as UTF-8: JSON may hold them raw, a terminal acts on them
-_RAW = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
-
-
-def _escape_raw(m: re.Match[bytes]) -> bytes:
-    return b"\\u%04x" % ord(m.group().decode("utf-8"))
-
-
 _dumps = orjson.dumps
 _OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
@@ -169,9 +160,7 @@ def event_bytes(event: Event, host: str | None,
         data: bytes = _dumps(event_doc(event, host, tail), _default, _OPTS)
     except orjson.JSONEncodeError:
         return _slow(event, host, tail or {})
-    if (data.isascii() and b"\x7f" not in data) or _RAW.search(data) is None:
-        return data  # the first test, in C, settles nearly every event
-    return _RAW.sub(_escape_raw, data)
+    return json_bytes(data)
 
 
 def event_json(event: Event, host: str | None, tail: Mapping[str, Any] | None = None) -> str:
@@ -194,9 +183,7 @@ def doc_bytes(doc: Mapping[str, Any]) -> bytes:
             return _std_any(doc).encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: written as text, valid UTF-8
             return dumps(doc, separators=(",", ":")).encode("utf-8")
-    if (data.isascii() and b"\x7f" not in data) or _RAW.search(data) is None:
-        return data
-    return _RAW.sub(_escape_raw, data)
+    return json_bytes(data)
 
 
 # what orjson refuses in doc_bytes, rendered with the same defaults (datetimes as isoformat)

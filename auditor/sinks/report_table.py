@@ -10,7 +10,7 @@ from rich.table import Table
 
 from auditor.correlate.report import Report
 from auditor.models import Finding
-from auditor.sinks.text import cell, clip, indented, line, short_path
+from auditor.sinks.text import cell, clip, hanging, indented, line, short_path
 
 COLOURS = {"high": "bold red", "medium": "yellow", "low": "cyan"}
 BAR = 40
@@ -28,13 +28,13 @@ def _span(f: Finding, tz: tzinfo | None) -> str:
 def print_report(report: Report, console: Console, tz: tzinfo | None = None) -> None:
     """The report on ``console``; every value from an input is inert (see sinks.text)."""
     unexplained = sum(u.resets for u in report.unexplained)
-    console.print(line(
+    hanging(console, line(
         ("auditor diagnose", "bold"), f" {report.host}: " if report.host else ": ",
         (report.total, "bold"), " resets, ", (f"{report.explained} explained", "green"),
         f" ({report.intentional} intentional), ", (f"{unexplained} unexplained", "magenta"),
     ))
     if not report.findings:
-        console.print(line(("No cause found with evidence.", "green")))
+        hanging(console, line(("No cause found with evidence.", "green")))
     for i, f in enumerate(report.findings, 1):
         _finding(i, f, console, tz)
     _timeline(report, console, tz)
@@ -54,14 +54,14 @@ def print_report(report: Report, console: Console, tz: tzinfo | None = None) -> 
             )
         console.print(table)
     for n in report.notes:
-        console.print(line(("note ", "dim"), (n.cause, "dim"), ": ", n.text))
+        hanging(console, line(("note ", "dim"), (n.cause, "dim"), ": ", n.text))
 
 
 def _finding(i: int, f: Finding, console: Console, tz: tzinfo | None) -> None:
     style = COLOURS.get(f.confidence, "")
     ports = ",".join(map(str, f.ports)) or "-"
     console.print()
-    console.print(line(
+    hanging(console, line(
         (f"{i}. {f.cause}", "bold"), (" (intentional)" if f.intentional else "", "dim"),
         " ", (f"{f.confidence} ({f.score:.2f})", style),
     ))
@@ -103,4 +103,4 @@ def _timeline(report: Report, console: Console, tz: tzinfo | None) -> None:
     console.print(table)
     if len(report.timeline) > len(rows):
         hidden = len(report.timeline) - len(rows)
-        console.print(line((f"({hidden} earlier minutes not shown)", "dim")))
+        hanging(console, line((f"({hidden} earlier minutes not shown)", "dim")))

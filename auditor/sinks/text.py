@@ -106,6 +106,13 @@ def indented(text: Text, by: int = 3) -> Padding:
     return Padding(text, (0, 0, 0, by), expand=False)
 
 
+def hanging(out: Console, text: Text, by: int = 3) -> None:
+    """Print ``text`` wrapped to ``out``'s width, lines after the first indented by ``by``."""
+    for i, piece in enumerate(text.wrap(out, max(20, out.width - by))):
+        piece.rstrip()
+        out.print(Text(" " * by) + piece if i else piece, soft_wrap=True)
+
+
 def console(stderr: bool = False) -> Console:
     """A console that never interprets markup, emoji codes or highlights input."""
     return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
@@ -176,6 +183,24 @@ def dumps(doc: Any, **kwargs: Any) -> str:
     if _JSON_RAW.search(text) is None:
         return text
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+# the same characters as UTF-8, for JSON bytes written by orjson
+_JSON_RAW_UTF8 = re.compile(
+    rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]"
+)
+
+
+def _escape_utf8(m: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(m.group().decode("utf-8"))
+
+
+def json_bytes(data: bytes) -> bytes:
+    """UTF-8 JSON ``data`` (as orjson writes it) with the characters :func:`dumps` escapes
+    written as ``\\uXXXX`` too. The first test, in C, settles nearly every document."""
+    if (data.isascii() and b"\x7f" not in data) or _JSON_RAW_UTF8.search(data) is None:
+        return data
+    return _JSON_RAW_UTF8.sub(_escape_utf8, data)
 
 
 def _roundtrip(doc: Any, kwargs: dict[str, Any]) -> Any:

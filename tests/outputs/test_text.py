@@ -12,7 +12,9 @@ from auditor.sinks.text import (
     clip,
     console,
     dumps,
+    hanging,
     inert,
+    json_bytes,
     line,
     md_code,
     md_text,
@@ -73,6 +75,18 @@ def test_a_plain_string_is_not_markup_either() -> None:
     assert out.getvalue() == "[/x] [bold]b[/bold] :smile:\n"
 
 
+def test_wrapped_lines_are_indented_under_the_first() -> None:
+    out = io.StringIO()
+    c = console()
+    c.file = out
+    c.width = 40
+    hanging(c, line(("head", "bold"), " " + "word " * 30 + "[/x] \x1b[2J"))
+    rows = out.getvalue().splitlines()
+    assert len(rows) > 2 and rows[0].startswith("head word")
+    assert all(r.startswith("   ") and len(r) <= 40 for r in rows[1:])
+    assert rows[-1].strip().endswith("[/x] \\x1b[2J")
+
+
 def test_clip_and_short_path_say_when_they_cut() -> None:
     assert clip("a" * 10, 10) == "a" * 10
     assert clip("a" * 11, 10) == "a" * 9 + "…"
@@ -131,3 +145,13 @@ def test_json_is_always_strict_utf8(doc: object) -> None:
 def test_surrogates_become_their_escape_text() -> None:
     assert utf8_clean({"p\udcff": ["x\udcfe", 1]}) == {"p\\xff": ["x\\xfe", 1]}
     assert json.loads(dumps({"path": "bad\udc80name"})) == {"path": "bad\\x80name"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=4))
+def test_orjson_bytes_carry_no_raw_control(doc: dict[str, str]) -> None:
+    import orjson
+
+    data = json_bytes(orjson.dumps(doc))
+    assert json.loads(data) == doc  # the same value
+    assert not raw_controls(data.decode("utf-8"))
