@@ -18,11 +18,11 @@ from typing import Any
 from auditor.correlate import fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
 from auditor.correlate.findings import build_finding, merge_findings
-from auditor.correlate.service import service_ports
 from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.risks import notes_for
 from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
+from auditor.correlate.service import service_ports
 from auditor.firewall.model import Ruleset
 from auditor.limits.snapshot import HostState
 from auditor.models import Event, Finding
