@@ -22,7 +22,7 @@ from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.risks import notes_for
 from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
-from auditor.correlate.service import service_ports
+from auditor.correlate.service import nginx_front
 from auditor.firewall.model import Ruleset
 from auditor.limits.snapshot import HostState
 from auditor.models import Event, Finding
@@ -55,6 +55,11 @@ def correlate(
         events if isinstance(events, Aggregator) else Aggregator(window, query.client).feed(events)
     )
     groups = agg.groups()
+    listens = view.nginx.listens if view.nginx is not None else []
+    for group in groups:
+        front = nginx_front(group, listens)
+        if front:
+            group.extra["service_ports"] = front
     facts = {id(g): GroupFacts() for g in groups}
     _trace_groups(groups, facts, rulesets)
     # Logged packets of LOG rules that the rules let through are not failures.
@@ -83,7 +88,6 @@ def correlate(
         if group.synthetic == "rule":  # a rule's counters speak of rule causes only
             pool = [c for c in pool if any(s.kind == "rule" for s in c.evidence)]
         results.append((group, rank(pool, group, agg.context, view, gfacts)))
-    listens = view.nginx.listens if view.nginx is not None else []
     findings: list[Finding] = []
     unexplained: list[Unexplained] = []
     timeline: dict[int, Counter[str]] = {}
@@ -92,11 +96,7 @@ def correlate(
         label = "unexplained"
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
-            front = (
-                service_ports(group.sample_events(), listens, group.upstream)
-                if group.upstream
-                else ()
-            )
+            front = tuple(group.extra.get("service_ports", ()))
             findings.append(
                 build_finding(group, best, ranked[1:4], bool(gf and gf.query), listening, front)
             )

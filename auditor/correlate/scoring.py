@@ -39,7 +39,9 @@ class Query:
     def matches(self, group: Group) -> bool:
         if self.port is None and self.client is None:
             return False
-        if self.port is not None and self.port != group.port and self.port not in group.ports:
+        front = group.extra.get("service_ports", ())
+        if self.port is not None and self.port != group.port and self.port not in group.ports \
+                and self.port not in front:
             return False
         return self.client is None or self.client in group.clients
 

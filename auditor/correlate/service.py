@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from auditor.correlate.grouping import Group
 from auditor.models import Event
 
 
@@ -59,3 +60,15 @@ def service_ports(
     if len(listening) == 1:
         return (next(iter(listening)),)
     return ()
+
+
+def nginx_front(group: Group, listens: Sequence[Any]) -> tuple[int, ...]:
+    """The client-facing ports of a group of nginx failures (its own ports are the
+    upstream's, or none); () for other groups or when nothing tells."""
+    if not group.datasets or not all(d.startswith("nginx") for d in group.datasets):
+        return ()
+    own = set(group.ports) | ({group.port} if group.port is not None else set())
+    listening = {x.port for x in listens if getattr(x, "port", None)}
+    if own and listening and own <= listening:
+        return ()  # already the ports nginx listens on
+    return service_ports(group.sample_events(), listens, group.upstream)
