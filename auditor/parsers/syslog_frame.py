@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from auditor.fastinit import slot_init
 from auditor.parsers.base import LineError, ParseContext
 from auditor.timeutil import MONTHS, YearInference
 
@@ -43,7 +42,6 @@ RELATIVE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 
 
-@slot_init
 @dataclass(frozen=True, slots=True)
 class Frame:
     """A line with its syslog envelope taken apart."""
