@@ -14,15 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from auditor.fastinit import slot_init
-
 
 def ecs(name: str, default: Any = None) -> Any:
     """A dataclass field whose value lands at ECS path ``name``."""
     return field(default=default, metadata={"ecs": name})
 
 
-@slot_init
 @dataclass(frozen=True, slots=True)
 class Location:
     """Where a record came from: a file (or command) and a 1-based line."""
@@ -35,7 +32,6 @@ class Location:
         return f"{self.path}:{self.line}" if self.line else self.path
 
 
-@slot_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One thing a log, a counter or a rule told us, in ECS terms.

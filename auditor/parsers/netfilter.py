@@ -23,7 +23,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from auditor.fastinit import slot_init
 from auditor.models import Event, Location
 from auditor.parsers.base import LineError
 from auditor.parsers.netfilter_prefix import ACTION_TYPES, ACTIONS, classify, classify_cached
@@ -50,7 +49,6 @@ _L4 = {"SEQ": "seq", "ACK": "ack_seq", "WINDOW": "window", "RES": "res", "URGP":
 _COMMON = {"UID": "uid", "GID": "gid", "MARK": "mark"}
 
 
-@slot_init
 @dataclass(frozen=True, slots=True)
 class Packet:
     """One logged packet, normalised from any of the log formats."""

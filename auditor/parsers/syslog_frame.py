@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from auditor.fastinit import slot_init
 from auditor.parsers.base import LineError, ParseContext
 from auditor.parsers.syslog_shapes import Shape, facility_level, logread, pve_firewall
 from auditor.timeutil import MONTHS, YearInference
@@ -48,7 +47,6 @@ RELATIVE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 
 
-@slot_init
 @dataclass(frozen=True, slots=True)
 class Frame:
     """A line with its syslog envelope taken apart."""

@@ -80,9 +80,15 @@ def _write(path: Path, size: int, line: Callable[[random.Random, datetime], str]
             written += len(chunk)
 
 
-def syslog_line(rnd: random.Random, t: datetime) -> str:
-    tpl = rnd.choice(RELEVANT) if rnd.random() < 0.01 else rnd.choice(NOISE)
+def syslog_line(rnd: random.Random, t: datetime, share: float = 0.01) -> str:
+    """One syslog line; ``share`` of them relevant (netfilter LOG, conntrack, SYN flood)."""
+    tpl = rnd.choice(RELEVANT) if rnd.random() < share else rnd.choice(NOISE)
     return t.strftime("%b %d %H:%M:%S ") + _fill(tpl, rnd)
+
+
+def write_syslog(path: Path, size: int, share: float) -> None:
+    """A syslog file of about ``size`` bytes with ``share`` relevant lines (bench_targets.py)."""
+    _write(path, size, lambda rnd, t: syslog_line(rnd, t, share))
 
 
 def error_line(rnd: random.Random, t: datetime) -> str:
