@@ -153,6 +153,12 @@ FACTS: Mapping[str, FactSpec] = {
         FactSpec("rejected-only-as-invalid", (),
                  "the traced packet is refused only when conntrack finds it INVALID", group=True),
         FactSpec("no-listener", ("port",), "nothing listens on the reported port", group=True),
+        FactSpec("failures-spread", (),
+                 "the group's failures come one at a time, seconds apart, not in a burst",
+                 group=True),
+        FactSpec("failures-non-idempotent", (),
+                 "every failed request is one nginx does not retry on another connection "
+                 "(POST, PATCH, LOCK)", group=True),
         # the nginx configuration
         FactSpec("return-444", (), "nginx closes some requests without a response (return 444)"),
         FactSpec("upstream-keepalive", ("upstream",), "nginx keeps idle upstream connections"),

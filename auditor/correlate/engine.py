@@ -22,6 +22,7 @@ from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.risks import notes_for
 from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
+from auditor.correlate.pattern import pattern_facts
 from auditor.correlate.service import nginx_front
 from auditor.firewall.model import Ruleset
 from auditor.limits.snapshot import HostState
@@ -60,7 +61,7 @@ def correlate(
         front = nginx_front(group, listens)
         if front:
             group.extra["service_ports"] = front
-    facts = {id(g): GroupFacts() for g in groups}
+    facts = {id(g): GroupFacts(facts=pattern_facts(g) if g.upstream else set()) for g in groups}
     _trace_groups(groups, facts, rulesets)
     # Logged packets of LOG rules that the rules let through are not failures.
     groups = [g for g in groups if not set(g.counts) <= UNCERTAIN or facts[id(g)].traced]
