@@ -19,10 +19,10 @@ from auditor.correlate import fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
 from auditor.correlate.findings import build_finding, merge_findings
 from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
+from auditor.correlate.pattern import pattern_facts
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.risks import notes_for
 from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
-from auditor.correlate.pattern import pattern_facts
 from auditor.correlate.service import nginx_front
 from auditor.firewall.model import Ruleset
 from auditor.limits.snapshot import HostState
