@@ -97,6 +97,10 @@ def correlate(
         label = "unexplained"
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
+            if group.synthetic == "query" and not group.resets:
+                # The engineer's report, explained by a cause that counters show: the resets
+                # are counted from those counters (no log line counted them).
+                group.fixed_resets = _counted(best.cause, view) or None
             front = tuple(group.extra.get("service_ports", ()))
             findings.append(
                 build_finding(group, best, ranked[1:4], bool(gf and gf.query), listening, front)
@@ -235,6 +239,17 @@ def _counter_groups(
         )
         out.append((group, GroupFacts(), cause.id))
     return out
+
+
+def _counted(cause: Cause, view: HostState) -> int:
+    """The largest window delta of the counters ``cause`` anchors on (0: none moved)."""
+    hits = [
+        v
+        for spec in cause.evidence
+        if spec.kind == "counter" and spec.anchor
+        for _, v in view.counter_hits(spec.strings("names"))
+    ]
+    return max(hits, default=0)
 
 
 def _rule_groups(
