@@ -23,6 +23,7 @@ from auditor.correlate.fwlink import all_rules, rule_key
 from auditor.correlate.report import SourceInfo
 from auditor.firewall.ipset import IpSets
 from auditor.firewall.model import Ruleset
+from auditor.limits.facts import build_facts
 from auditor.limits.snapshot import HostState, load_state
 from auditor.sources.files import SourceError
 
@@ -123,6 +124,7 @@ def with_counter_window(
         prior = before[name]
         deltas[name] = value - prior if value >= prior else value
     seconds = (after_time - before_time).total_seconds() if before_time is not None else 0.0
-    return dataclasses.replace(
+    windowed = dataclasses.replace(
         state, before=dict(before), deltas=deltas, window_seconds=max(seconds, 0.0)
     )
+    return dataclasses.replace(windowed, facts=build_facts(windowed))  # facts of the window
