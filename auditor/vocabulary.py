@@ -159,6 +159,9 @@ FACTS: Mapping[str, FactSpec] = {
         FactSpec("failures-non-idempotent", (),
                  "every failed request is one nginx does not retry on another connection "
                  "(POST, PATCH, LOCK)", group=True),
+        FactSpec("failures-retried", (),
+                 "nginx logged more upstream failures than its clients saw: it retried some "
+                 "on a fresh connection", group=True),
         # the nginx configuration
         FactSpec("return-444", (), "nginx closes some requests without a response (return 444)"),
         FactSpec("upstream-keepalive", ("upstream",), "nginx keeps idle upstream connections"),
