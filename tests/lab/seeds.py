@@ -48,8 +48,10 @@ HELD_OUT: dict[str, tuple[int, ...]] = {
 # the engine of main measured when the split was made, 36-39% (16-17 of 44 judgements;
 # three runs at 5dae44e, one at a72c917), rounded down to 30% for what other labs on a
 # shared host leak into a capture (host-wide sysctls, kernel messages). The lead raises it as
-# the engine improves; it is never lowered to let a change through.
-FLOOR = 0.30
+# the engine improves; it is never lowered to let a change through. Raised to 50% after the
+# engine fixes of classes 2, 3, 4, 5 and 6 (made and checked on tuning seeds only) measured
+# 61.4% held-out (27 of 44), rounded down for what a shared host leaks into a capture.
+FLOOR = 0.50
 
 
 def cases(split: dict[str, tuple[int, ...]]) -> list[str]:

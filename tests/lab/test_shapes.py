@@ -28,19 +28,8 @@ REASON = lab_available()
 GAPS: dict[str, str] = {
     "fw-limit-2": "no finding: a firewalld-shaped nftables limit (jump, no LOG) in a sosreport, "
                   "whose ruleset is `nft -a list ruleset` text, not JSON (class 1)",
-    "overflow-1": "wrong port (blind): the counter-only listen overflow finding carries no port; "
-                  "resets counted below what the clients saw (class 2)",
-    "up-reset-1": "wrong port: the upstream's port, not the port the clients use (class 3); "
-                  "with --port, app-abort ranked above upstream-reset; access log in a format "
-                  "declared only in nginx -T not read (class 4)",
-    "client-abort-1": "wrong port: the upstream's port, not the port the clients use (class 3)",
-    "ka-race-1": "wrong cause: upstream-reset for the keep-alive race with a non-nginx backend "
-                 "(class 5)",
-    "restart-1": "wrong cause: upstream-reset for a restart of the upstream unit, whose systemd "
-                 "lines are in the journal export (class 6)",
     "moved-1": "wrong cause (blind): a noise netfilter DROP line read as a connection limit, "
                "no-listener not found without --port; window at analysis time (class 7)",
-    "nofile-1": "wrong port: the upstream's port, not the port the clients use (class 3)",
 }
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
