@@ -49,6 +49,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from auditor.firewall.packet import Direction, Packet, PacketError
 from auditor.models import Location, ParseIssue
 
+
+class FirewallError(ValueError):
+    """A rules file auditor cannot read (the message names the file)."""
+
 __all__ = [  # Packet and PacketError live in auditor.firewall.packet; published here too
     "BACKENDS", "DST_KINDS", "HOOKS_BY_DIRECTION", "IPTABLES_PRIORITIES", "OWNERS", "ChainOutcome",
     "Conditional", "Direction", "FirewallState", "Hook", "HookChain", "NatStep",
