@@ -152,11 +152,7 @@ def _idle_rule_notes(findings: Sequence[Finding], rulesets: Sequence[Any]) -> li
     cited = {f.rule.text for f in findings if f.rule is not None}
     notes = []
     for ruleset in rulesets:
-        try:
-            rules = list(ruleset.rules())
-        except Exception:
-            continue
-        for rule in rules:
+        for rule in ruleset.rules():
             if getattr(rule, "can_reset", False) and not rule.packets and rule.text not in cited:
                 loc = rule.location
                 evidence = Evidence(

@@ -30,7 +30,7 @@ def load_nginx(
         from auditor.nginx.config import load
 
         cfg = load(path, root)
-    except Exception as exc:  # a config we cannot read must not stop the other checks
+    except (ValueError, OSError) as exc:  # unreadable or invalid (NginxConfigError): said
         loc = getattr(exc, "location", None)
         line = loc.line if isinstance(loc, Location) else 0
         where = loc.path if isinstance(loc, Location) else path
@@ -51,7 +51,7 @@ def safe(cfg: NginxConfig | None, getter: Callable[[NginxConfig], T], default: T
         return default
     try:
         return getter(cfg)
-    except Exception:
+    except ValueError:  # an invalid value (NginxConfigError): read as not set
         return default
 
 
@@ -71,5 +71,5 @@ def safe_list(cfg: NginxConfig | None, getter: Callable[[NginxConfig], list[T]])
         return []
     try:
         return getter(cfg)
-    except Exception:
+    except ValueError:  # an invalid value (NginxConfigError): read as none
         return []
