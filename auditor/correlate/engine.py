@@ -219,13 +219,8 @@ def _counter_groups(
     for cause in catalog.causes:
         if cause.role != "cause" or cause.id in winners:
             continue
-        hits = [
-            h
-            for spec in cause.evidence
-            if spec.kind == "counter" and spec.anchor
-            for h in view.counter_hits(spec.strings("names"))
-        ]
-        if not hits:
+        moved = _counted(cause, view)
+        if not moved:
             continue
         t1 = end or now or datetime.now(UTC)
         t0 = start or t1
@@ -235,7 +230,7 @@ def _counter_groups(
             t0,
             t1,
             synthetic=f"counter:{cause.id}",
-            fixed_resets=max(v for _, v in hits),
+            fixed_resets=moved,
         )
         out.append((group, GroupFacts(), cause.id))
     return out

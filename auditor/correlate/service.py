@@ -15,16 +15,15 @@ from typing import Any
 
 from auditor.correlate.grouping import Group
 from auditor.models import Event
+from auditor.parsers.nginx_error import host_port
 
 
 def _host_port(host: Any) -> int | None:
-    if not isinstance(host, str) or not host or host.endswith("]"):
+    """The port of a ``host:port`` (a Host header, an upstream address), if it names one."""
+    if not isinstance(host, str) or not host:
         return None
-    head, sep, tail = host.rpartition(":")
-    if not sep or not head or not tail.isdigit():
-        return None
-    port = int(tail)
-    return port if 0 < port < 65536 else None
+    port = host_port(host)[1]
+    return port if port is not None and 0 < port < 65536 else None
 
 
 def service_ports(

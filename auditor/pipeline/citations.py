@@ -53,10 +53,13 @@ def live_sources(manifest: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def citer(inputs: Inputs, origin: str | None, live: bool) -> Callable[[str], str]:
-    """A function that turns a path of the input's folder into the one to cite."""
+def citer(
+    inputs: Inputs, origin: str | None, live: bool, manifest: Mapping[str, Any]
+) -> Callable[[str], str]:
+    """A function that turns a path of the input's folder into the one to cite
+    (``manifest``: the input's, see :func:`manifest_of`)."""
     root = os.path.normpath(inputs.root) if inputs.root else ""
-    sources = live_sources(manifest_of(inputs)) if live else {}
+    sources = live_sources(manifest) if live else {}
     keep_dir = origin is not None and os.path.isdir(origin)
 
     def cite(text: str) -> str:

@@ -11,6 +11,7 @@ the pipeline resolves from the same configuration).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from auditor.bundle.inputs import Artifact, Inputs
 from auditor.models import Location
@@ -35,18 +36,12 @@ def declared_formats(inputs: Inputs) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     for art in inputs.by_kind("nginx-config")[:1]:
         try:
-            cfg = parse_text(read_config_path(art.path), art.path, inputs.root or None)
+            cfg = parse_text(read_config(Path(art.path)), art.path, inputs.root or None)
         except (FormatLookupError, NginxConfigError, OSError, ValueError):
             return []
         out.extend((name, lf.format, lf.escape) for name, lf in cfg.log_formats.items()
                    if lf.location is not None)  # the stock ones are recognised already
     return out
-
-
-def read_config_path(path: str) -> str:
-    from pathlib import Path
-
-    return read_config(Path(path))
 
 
 def _share_parsed(lines: list[str], fmt: str, escape: str, path: str) -> float:

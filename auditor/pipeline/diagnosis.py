@@ -109,10 +109,10 @@ NOT_A_GAP = ("empty output", "not installed", "no running journal", "process gon
              "no such file")
 
 
-def gaps_of(inputs: Inputs) -> tuple[str, ...]:
+def gaps_of(manifest: Mapping[str, Any]) -> tuple[str, ...]:
     """What the collector could not read, and why (from a collected bundle's manifest)."""
     out: list[str] = []
-    for item in manifest_of(inputs).get("missing") or ():
+    for item in manifest.get("missing") or ():
         if not isinstance(item, dict) or not item.get("what"):
             continue
         why = str(item.get("why") or "not read")
@@ -158,10 +158,11 @@ def diagnose_inputs(
         rulesets, state, now=capture_time(inputs), host=inputs.host,
         moved=rule_moves(inputs, rulesets),
     )
-    report = replace(report, input=origin or LIVE, gaps=gaps_of(inputs))
+    manifest = manifest_of(inputs)
+    report = replace(report, input=origin or LIVE, gaps=gaps_of(manifest))
     if origin is None:
         report = without_copy_lines(report)
-    return rewrite(report, citer(inputs, origin, live=origin is None))
+    return rewrite(report, citer(inputs, origin, origin is None, manifest))
 
 
 def diagnose(
