@@ -189,15 +189,20 @@ def accuracy(judged: list[Judged]) -> float:
 def summary(tuning: list[Judged], held: list[Judged]) -> dict[str, Any]:
     """Both accuracies and, per failure class, the judgements that fall in it."""
     classes: dict[str, list[str]] = defaultdict(list)
-    for j in [*tuning, *held]:
+    for j in tuning:
         for kind, detail in j.failures:
             classes[kind].append(f"{j.case}/{j.judgement}: {detail}")
+    held_classes: dict[str, int] = defaultdict(int)
+    for j in held:  # counts only: a held-out case is never read to decide a change
+        for kind in {kind for kind, _ in j.failures}:
+            held_classes[kind] += 1
     return {"tuning": {"accuracy": round(accuracy(tuning), 3), "judgements": len(tuning),
                        "right": sum(j.right for j in tuning)},
             "held_out": {"accuracy": round(accuracy(held), 3), "judgements": len(held),
                          "right": sum(j.right for j in held)},
             "classes": dict(sorted(classes.items())),
-            "cases": [j.as_json() for j in [*tuning, *held]]}
+            "held_out_classes": dict(sorted(held_classes.items())),
+            "cases": [j.as_json() for j in tuning]}
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -209,4 +214,7 @@ def render(doc: dict[str, Any]) -> str:
         counted = "" if kind in COUNTED else " (not counted)"
         lines.append(f"{kind}{counted}: {len(items)}")
         lines += [f"  {item}" for item in items]
+    if doc.get("held_out_classes"):
+        lines.append("held-out judgements per failure class (counts only): " + ", ".join(
+            f"{kind} {n}" for kind, n in doc["held_out_classes"].items()))
     return "\n".join(lines)

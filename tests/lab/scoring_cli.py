@@ -95,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
         tuning, miss_t = ([], {}) if args.only == "held-out" else judge_cases(
             seeds.cases(seeds.TUNING), root)
         held, miss_h = ([], {}) if args.only == "tuning" else judge_cases(
-            seeds.cases(seeds.HELD_OUT), root)
+            seeds.cases(seeds.HELD_OUT), root, log=False)  # held-out: figures only
     doc = summary(tuning, held)
     doc["not_reproduced"] = {**miss_t, **miss_h}
     doc["seconds"] = round(time.monotonic() - t0)

@@ -8,41 +8,26 @@ change that raises the tuning score and lowers the held-out one is a regression.
 When the held-out set has been looked at too closely, draw new seeds (a new range)
 rather than fixing the old ones.
 
-Seeds were taken in order (1, 2... and 101, 102...), not chosen by outcome; each
+Seeds were taken in order (1, 2..., 101, 102... and 201, 202...), not chosen by outcome; each
 draws its shape from ``random.Random(f"{family}:{seed}")`` (see shapes.py).
 """
 
 from __future__ import annotations
 
-TUNING: dict[str, tuple[int, ...]] = {
-    "fw-limit": (1, 2),
-    "fw-reject": (1,),
-    "overflow": (1,),
-    "synflood": (1,),
-    "up-reset": (1,),
-    "client-abort": (1,),
-    "ka-race": (1,),
-    "restart": (1,),
-    "moved": (1,),
-    "nofile": (1,),
-    "healthy": (1,),
-    "two": (1,),
-}
+FAMILIES = ("fw-limit", "fw-reject", "overflow", "synflood", "up-reset", "client-abort",
+            "ka-race", "restart", "moved", "nofile", "healthy", "two")
 
-HELD_OUT: dict[str, tuple[int, ...]] = {
-    "fw-limit": (101, 102, 103),
-    "fw-reject": (101, 102),
-    "overflow": (101, 102),
-    "synflood": (101, 102),
-    "up-reset": (101, 102),
-    "client-abort": (101,),
-    "ka-race": (101, 102),
-    "restart": (101, 102),
-    "moved": (101, 102),
-    "nofile": (101, 102),
-    "healthy": (101, 102),
-    "two": (101,),
-}
+# Seeds 1-6 of every family (seeds 2-6 were added as the second session's development pool).
+TUNING: dict[str, tuple[int, ...]] = {fam: (1, 2, 3, 4, 5, 6) for fam in FAMILIES}
+
+# The first held-out range (101-103), retired: its failure classes were printed and read once
+# at the end of the first session. Neither tuned on nor scored; kept so nobody draws it again.
+RETIRED: dict[str, tuple[int, ...]] = {fam: (101, 102, 103) for fam in FAMILIES}
+
+# The held-out range drawn at the start of the second session, before any change of that
+# session: three seeds of every family. Its report is read as two figures only (the score
+# command prints held-out failures as counts per class, never by case).
+HELD_OUT: dict[str, tuple[int, ...]] = {fam: (201, 202, 203) for fam in FAMILIES}
 
 # Held-out accuracy (judgements right / all) that test_held_out_accuracy requires: what
 # the engine of main measured when the split was made, 36-39% (16-17 of 44 judgements;
