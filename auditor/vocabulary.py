@@ -136,6 +136,8 @@ ACTIONS: Mapping[str, ActionSpec] = _actions(
     ("unit-stop-timeout", "context", "a service's stop timed out and it was killed"),
     ("unit-killed", "context", "a service's process was killed by a signal"),
     ("unit-failed", "context", "a service failed (timeout, signal, exit code)"),
+    ("unit-deactivated", "context",
+     "a unit went inactive (a stopped service, or a oneshot job that finished)"),
     # nginx access log
     ("http-no-response", "failure", "status 444: nginx closed without a response"),
     ("http-client-closed", "failure", "status 499: the client closed the request"),

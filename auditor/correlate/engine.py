@@ -12,17 +12,27 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auditor.correlate import fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
+from auditor.correlate.disruption import context_groups
 from auditor.correlate.findings import build_finding, merge_findings
 from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
 from auditor.correlate.pattern import pattern_facts
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.risks import notes_for
-from auditor.correlate.scoring import MINIMUM, GroupFacts, Query, Scored, event_evidence, rank
+from auditor.correlate.scoring import (
+    MEDIUM,
+    MINIMUM,
+    GroupFacts,
+    Query,
+    Scored,
+    event_evidence,
+    rank,
+)
 from auditor.correlate.service import nginx_front
 from auditor.firewall.model import Ruleset
 from auditor.limits.snapshot import HostState
@@ -89,6 +99,16 @@ def correlate(
         if group.synthetic == "rule":  # a rule's counters speak of rule causes only
             pool = [c for c in pool if any(s.kind == "rule" for s in c.evidence)]
         results.append((group, rank(pool, group, agg.context, view, gfacts)))
+    named = {r[0].cause.id for _, r in results if r and r[0].score >= MINIMUM}
+    for group, only in context_groups(catalog, agg.context, view, winners | named):
+        if not group.fixed_resets and named:
+            continue  # no reset counted around it, and other causes explain what was seen
+        cause = next(c for c in catalog.causes if c.id == only)
+        ranked = rank([cause], group, agg.context, view, GroupFacts())
+        if ranked and not group.fixed_resets:
+            # Nothing counted a reset around it: a disruption, not yet a proven cause.
+            ranked[0] = replace(ranked[0], score=min(ranked[0].score, MEDIUM - 0.01))
+        results.append((group, ranked))
     findings: list[Finding] = []
     unexplained: list[Unexplained] = []
     timeline: dict[int, Counter[str]] = {}
@@ -189,8 +209,11 @@ def _query_group(
             facts[id(group)].traced.append((traced, True))
     if matched:
         return None, gf
-    ts = agg.last or agg.first or now or datetime.now(UTC)
-    group = Group(query.port, None, agg.first or ts, ts, synthetic="query", fixed_resets=0)
+    # The logs' span, and the counter window (the counters are the evidence of this report).
+    ts = max((t for t in (agg.last, view.window_end) if t is not None), default=None)
+    ts = ts or agg.first or now or datetime.now(UTC)
+    t0 = min((t for t in (agg.first, view.window_start) if t is not None), default=ts)
+    group = Group(query.port, None, t0, ts, synthetic="query", fixed_resets=0)
     if query.port is not None:
         group.ports[query.port] += 1
     if query.client:
@@ -222,8 +245,9 @@ def _counter_groups(
         moved = _counted(cause, view)
         if not moved:
             continue
-        t1 = end or now or datetime.now(UTC)
-        t0 = start or t1
+        # The counters' own window when the snapshots say when they were read.
+        t1 = view.window_end or end or now or datetime.now(UTC)
+        t0 = view.window_start or start or t1
         group = Group(
             None,
             None,

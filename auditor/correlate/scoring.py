@@ -91,9 +91,11 @@ def limit_text(lim: Limit) -> str:
 def score_cause(
     cause: Cause, group: Group, ctx: ContextIndex, state: HostState, facts: GroupFacts
 ) -> Scored:
-    total = sum(group.counts.values()) or 1
+    total = sum(group.counts.values())
     # The share of the group's events this cause speaks about, once for all its event evidence.
-    share = min(1.0, group.count(cause.actions()) / total)
+    # A group without events of its own (the engineer's report, counters, a disruption) has
+    # no failures of another kind that would make near events weaker.
+    share = min(1.0, group.count(cause.actions()) / total) if total else 1.0
     remaining = 1.0
     anchored = False
     out = Scored(cause, 0.0, [])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -88,6 +88,8 @@ class HostState:
     after: Mapping[str, int] = field(default_factory=dict)
     deltas: Mapping[str, int] = field(default_factory=dict)
     window_seconds: float | None = None
+    window_start: datetime | None = None  # when the "before" counters were read
+    window_end: datetime | None = None  # when the "after" counters were read
     gauges: frozenset[str] = frozenset()
     counter_locations: Mapping[str, Location] = field(default_factory=dict)
     sysctls: SysctlSet = field(default_factory=SysctlSet)
@@ -207,6 +209,7 @@ def load_state(inputs: Inputs) -> HostState:
     gauges = before.gauges | after.gauges
     deltas: dict[str, int] = {}
     window: float | None = None
+    t0 = t1 = None
     if phased and before.values:
         deltas = {
             k: v - before.values[k]
@@ -247,6 +250,8 @@ def load_state(inputs: Inputs) -> HostState:
         after=dict(after.values),
         deltas=deltas,
         window_seconds=window,
+        window_start=t0,
+        window_end=t1,
         gauges=frozenset(gauges),
         counter_locations={**before.locations, **after.locations},
         sysctls=sysctls,

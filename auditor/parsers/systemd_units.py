@@ -26,6 +26,7 @@ UNIT_ACTIONS = (
     "unit-stop-timeout",
     "unit-killed",
     "unit-failed",
+    "unit-deactivated",
 )
 NEEDLE = b".service"
 PROGRAMS = frozenset({"systemd", "init"})
@@ -42,7 +43,9 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^Stopping " + _UNIT), "unit-stopping"),
     (re.compile(r"^Stopped " + _UNIT), "unit-stopped"),
     (re.compile(r"^Started " + _UNIT), "unit-started"),
-    (re.compile(_UNIT + r": Deactivated successfully"), "unit-stopped"),
+    # systemd >= 249 says this of every unit going inactive: a stopped service, and as well
+    # every oneshot job that simply finished (logrotate, apt-daily...): not a stop by itself.
+    (re.compile(_UNIT + r": Deactivated successfully"), "unit-deactivated"),
     (re.compile(_UNIT + r": (?:Scheduled restart job|Consumed )"), ""),  # context, no event
 )
 # Older wording: "Stopping A high performance web server and a reverse proxy server..."

@@ -125,6 +125,7 @@ def with_counter_window(
         deltas[name] = value - prior if value >= prior else value
     seconds = (after_time - before_time).total_seconds() if before_time is not None else 0.0
     windowed = dataclasses.replace(
-        state, before=dict(before), deltas=deltas, window_seconds=max(seconds, 0.0)
+        state, before=dict(before), deltas=deltas, window_seconds=max(seconds, 0.0),
+        window_start=before_time, window_end=after_time,
     )
     return dataclasses.replace(windowed, facts=build_facts(windowed))  # facts of the window

@@ -92,15 +92,27 @@ def make_state(case: dict[str, Any]) -> HostState:
     )
     counters = dict(case.get("counters", {}))
     since_boot = bool(case.get("since_boot", False))
+    # The counters were read 30 s before and after T0 + window_at seconds.
+    at = T0 + timedelta(seconds=float(case.get("window_at", 0)))
     return HostState(
         limits=limits,
         after=counters,
         deltas={} if since_boot else counters,
         window_seconds=None if since_boot else 60.0,
-        listeners=tuple(Listener("0.0.0.0", int(p), 0, 128) for p in case.get("listeners", [])),
+        window_start=None if since_boot else at - timedelta(seconds=30),
+        window_end=None if since_boot else at + timedelta(seconds=30),
+        listeners=tuple(_listener(x) for x in case.get("listeners", [])),
         facts=tuple(_fact(f) for f in case.get("facts", [])),
         host="case-host",
     )
+
+
+def _listener(spec: int | dict[str, Any]) -> Listener:
+    """A port, or ``{port, process}`` (the process ``ss -p`` names)."""
+    if isinstance(spec, int):
+        return Listener("0.0.0.0", spec, 0, 128)
+    return Listener("0.0.0.0", int(spec["port"]), 0, 128,
+                    processes=((str(spec["process"]), 1000, 3),))
 
 
 def _fact(spec: str | dict[str, Any]) -> Fact:

@@ -32,6 +32,8 @@ def test_case(cause: str, case: dict[str, Any]) -> None:
             assert top.limit is not None and top.limit.name == expect["limit"]
         if "ports" in expect:
             assert list(top.ports) == expect["ports"], top.ports
+        if "resets" in expect:
+            assert top.resets == expect["resets"], top.summary
         for text in expect.get("remedy_contains", []):
             assert text in top.remedy, top.remedy
         assert top.evidence, "a finding without evidence"
