@@ -48,7 +48,8 @@ _REQUEST = re.compile(r"(\S+) (\S+)(?: (HTTP/[\d.]+))?\Z")
 _SIMPLE_URL = re.compile(
     r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9.:_-]*)(?:[/?#][^\t\r\n]*)?\Z", re.S
 )
-_QUIET_SIGNALS = frozenset({"SIGCHLD", "SIGALRM", "SIGIO"})
+# SIGCHLD follows every worker exit; SIGUSR1 is the daily "reopen the logs" of logrotate.
+_QUIET_SIGNALS = frozenset({"SIGCHLD", "SIGALRM", "SIGIO", "SIGUSR1"})
 # nginx writes "(%d: %s)": the errno number and the C library's text for it, which
 # differs between libcs (musl: "No file descriptors available" for 24). Keyed on the
 # number (Linux's numbering); the text is kept as error.message.
