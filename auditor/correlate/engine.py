@@ -90,8 +90,12 @@ def correlate(
         for rule in (r[0].rule.rule, r[0].rule.leads_to)
         if rule is not None
     }
+    # Counters a winner already cites as its evidence are not a second cause's own resets.
+    cited_counters = {n for _, r in results if r and r[0].score >= MINIMUM for n in r[0].counters}
     start, end = agg.first or (query_group.first if query_group else None), agg.last
-    for extra in _counter_groups(catalog, view, winners, start, end, now) + _rule_groups(
+    for extra in _counter_groups(
+        catalog, view, winners, start, end, now, cited_counters
+    ) + _rule_groups(
         rulesets, cited, start, end, now, moved
     ):
         group, gfacts, only = extra
@@ -130,7 +134,8 @@ def correlate(
             unexplained.append(_unexplained(group, best))
         for minute, n in group.per_minute().items():
             timeline.setdefault(minute, Counter())[label] += n
-    merged = merge_findings(findings)
+    by_id = causes_by_id(catalog)
+    merged = [_with_counted(f, by_id.get(f.cause), view) for f in merge_findings(findings)]
     total = sum(g.resets for g, _ in results)
     explained = sum(f.resets for f in merged)
     return Report(
@@ -232,17 +237,19 @@ def _counter_groups(
     start: datetime | None,
     end: datetime | None,
     now: datetime | None,
+    cited: Iterable[str] = (),
 ) -> list[tuple[Group, GroupFacts, str | None]]:
     """Resets only kernel counters show (no log line): one group per cause they anchor.
 
-    Totals since boot say nothing about the incident window: they only become notes."""
+    Totals since boot say nothing about the incident window: they only become notes.
+    Counters that a winning cause already cites (``cited``) are that cause's evidence."""
     out: list[tuple[Group, GroupFacts, str | None]] = []
     if view.since_boot:
         return out
     for cause in catalog.causes:
         if cause.role != "cause" or cause.id in winners:
             continue
-        moved = _counted(cause, view)
+        moved = _counted(cause, view, cited)
         if not moved:
             continue
         # The counters' own window when the snapshots say when they were read.
@@ -260,15 +267,33 @@ def _counter_groups(
     return out
 
 
-def _counted(cause: Cause, view: HostState) -> int:
-    """The largest window delta of the counters ``cause`` anchors on (0: none moved)."""
+def _counted(cause: Cause, view: HostState, cited: Iterable[str] = ()) -> int:
+    """The largest window delta of the counters ``cause`` anchors on (0: none moved),
+    leaving out those in ``cited``."""
+    skip = set(cited)
     hits = [
         v
         for spec in cause.evidence
         if spec.kind == "counter" and spec.anchor
-        for _, v in view.counter_hits(spec.strings("names"))
+        for name, v in view.counter_hits(spec.strings("names"))
+        if name not in skip
     ]
     return max(hits, default=0)
+
+
+def _with_counted(finding: Finding, cause: Cause | None, view: HostState) -> Finding:
+    """A finding whose logs show fewer resets than its cause's counters moved over the
+    window (the kernel logs one "SYN flooding" line per burst, not one per reset)."""
+    if cause is None or view.since_boot:
+        return finding
+    counted = _counted(cause, view)
+    if counted <= finding.resets:
+        return finding
+    return replace(
+        finding,
+        resets=counted,
+        summary=finding.summary.replace(f"{finding.resets} resets", f"{counted} resets", 1),
+    )
 
 
 def _rule_groups(

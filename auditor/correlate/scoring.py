@@ -70,6 +70,7 @@ class Scored:
     limit_shown: bool = False  # False while ``limit`` is only the fullest candidate, not evidence
     fact_ports: set[int] = field(default_factory=set)  # ports of the host facts that matched
     near_events: list[Event] = field(default_factory=list)
+    counters: set[str] = field(default_factory=set)  # the counters cited as evidence
 
 
 def confidence(score: float) -> str:
@@ -133,6 +134,7 @@ def match_spec(
         if not hits:
             return 0.0
         weight = spec.weight * (0.5 if state.since_boot else 1.0)
+        out.counters.update(name for name, _ in hits)
         for name, value in hits[:3]:
             loc = state.counter_locations.get(name)
             text = (
