@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from auditor.limits import _nginx
-from auditor.models import Limit
+from auditor.models import Limit, Location
 from auditor.parsers.host.listeners import Listener
 from auditor.parsers.host.proclimits import ProcessLimits
 from auditor.parsers.host.sysctl import IMPORTANT, SysctlSet
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from auditor.nginx.config import NginxConfig
 
 # sysctl -> the gauge that measures its use
+NOT_SET = "not set (the unit's LimitNOFILE applies)"
 _USE = {
     "net.netfilter.nf_conntrack_max": "conntrack.entries",
     "net.ipv4.tcp_max_orphans": "sockstat.TCP.orphan",
@@ -119,6 +120,12 @@ def build_limits(
     if rl is not None:
         out.append(
             Limit("nginx worker_rlimit_nofile", rl.value, None, "files", "nginx", rl.location)
+        )
+    elif nginx is not None:
+        # Not set: the workers keep the RLIMIT_NOFILE they were started with (the unit's
+        # LimitNOFILE=, 1024 soft by default), the per-process limit errno 24 speaks of.
+        out.append(
+            Limit("nginx worker_rlimit_nofile", NOT_SET, None, "", "nginx", Location(nginx.origin))
         )
     for li in _nginx.safe_list(nginx, lambda c: c.listens):
         endpoint = f"{li.address}:{li.port}" if li.port is not None else li.address

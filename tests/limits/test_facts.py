@@ -252,3 +252,20 @@ def test_shipped_samples_state_only_declared_facts() -> None:
             seen |= {f.name for f in load_state(open_input(str(path))).facts}
     assert seen <= builders.STATES
     assert {"listener-queue-full", "listen-backlog-capped", "upstream-keepalive"} <= seen
+
+
+def test_unset_worker_rlimit_nofile_is_named_for_errno_24(tmp_path: Path) -> None:
+    """Without worker_rlimit_nofile (and no /proc limits, as in a sosreport), errno 24 names
+    the workers' own limit as not set, not a far-from-full fs.file-max."""
+    from auditor.correlate.engine import correlate
+    from tests.correlate.casekit import make_events
+
+    s = state(tmp_path, {"sysctl": HEALTHY_SYSCTL, "nginx": nginx(rlimit="")})
+    unset = [x for x in s.limits if x.name == "nginx worker_rlimit_nofile"]
+    assert [x.value for x in unset] == ["not set (the unit's LimitNOFILE applies)"]
+    events = make_events([{"action": "fd-exhausted", "count": 5, "pid": 4242,
+                           "text": "accept4() failed (24: Too many open files)"}])
+    top = correlate(events, [], s).findings[0]
+    assert top.cause == "fd-exhaustion"
+    assert top.limit is not None and top.limit.name == "nginx worker_rlimit_nofile"
+    assert "fs.file-max = " not in top.remedy
