@@ -271,9 +271,13 @@ def _open_sos(root: str) -> Inputs:
     problems: list[ParseIssue] = []
     tree = Tree(root)
 
-    def places() -> Iterator[str]:
+    def places(logs: bool) -> Iterator[str]:
+        """The files of the read places: the host and nginx logs of ``var/log`` (``logs``),
+        or the rest."""
         for place in SOS_PLACES:
             full = os.path.join(root, place)
+            if (place == "var/log") != logs:
+                continue
             if os.path.isfile(full) or os.path.islink(full):
                 why = check(full, tree.real_root)
                 if why is None:
@@ -288,7 +292,13 @@ def _open_sos(root: str) -> Inputs:
             elif os.path.isdir(full):
                 yield from tree.files(full)
 
-    artifacts, times = _recognise_all(root, places(), {}, problems, report_unknown=False)
+    # A log the sosreport holds under a log's name but whose lines are not recognised (an
+    # access log in a format only its nginx configuration declares) is said, not dropped;
+    # the command outputs of sos_commands are many, and only those auditor reads matter.
+    artifacts, times = _recognise_all(root, places(True), {}, problems, report_unknown=True)
+    more, more_times = _recognise_all(root, places(False), {}, problems, report_unknown=False)
+    artifacts += more
+    times = sorted([*times, *more_times], key=lambda t: t[1])
     problems.extend(_tree_notes(tree))
     artifacts = [
         Artifact(a.kind, a.path, a.note or "sosreport " + os.path.relpath(a.path, root))
