@@ -195,6 +195,33 @@ def reset_rules(rulesets: Iterable[Ruleset]) -> list[RuleRef]:
     ]
 
 
+# A rate or connection limit in a rule's text (iptables options or nftables statements).
+_LIMIT = re.compile(
+    r"-m (?:hashlimit|connlimit|limit|recent)\b.*?(?= -[mjg] |$)"
+    r"|\blimit rate .*?(?= counter\b| jump\b| goto\b| log\b| accept\b| drop\b|$)"
+    r"|\bct count (?:over )?\d+|\b(?:add|update) @\S+ \{[^}]*\}|\bmeter \S+ .*?\}"
+)
+
+
+def gated_rejects(rulesets: Sequence[Ruleset]) -> list[tuple[RuleRef, RuleRef, str]]:
+    """(gate, end, condition) for conditional jumps without logs: a rate or connection
+    limit whose rule counted packets and jumps to a chain whose ending rule rejects or
+    drops them without a counter of its own (``limit rate over 5/second counter jump
+    over_limit`` -> ``reject with tcp reset``, as firewalld-shaped nftables rules write it)."""
+    out: list[tuple[RuleRef, RuleRef, str]] = []
+    for gate in all_rules(rulesets):
+        if gate.target not in ("jump", "goto") or not (gate.packets or 0) > 0:
+            continue
+        cond = _LIMIT.search(gate.text)
+        chain = _jump_target(gate)
+        if cond is None or chain is None:
+            continue
+        end = _terminal_in(rulesets, gate, chain)
+        if end is not None and end.target in ("reject", "drop") and not (end.packets or 0) > 0:
+            out.append((gate, end, cond.group(0).strip()))
+    return out
+
+
 def rule_key(rule: RuleRef) -> tuple[Any, ...]:
     return (rule.backend, rule.family, rule.table, rule.chain, rule.position, rule.handle)
 
