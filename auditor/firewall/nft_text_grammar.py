@@ -107,7 +107,7 @@ def _build() -> tuple[pp.ParserElement, pp.ParserElement]:
     data = verdict | quoted_value | value
     element = (key + pp.Group(elem_opts) + pp.Opt(pp.Suppress(pp.Regex(r":(?=\s)")) + data)
                ).set_parse_action(_element)
-    anon_set = (pp.Suppress("{") + pp.Opt(pp.delimited_list(element)) + pp.Suppress("}")
+    anon_set = (pp.Suppress("{") + pp.Opt(pp.DelimitedList(element)) + pp.Suppress("}")
                 ).set_parse_action(lambda t: {"set": list(t)})
     rhs = anon_set | setref | quoted_value | value
 
@@ -176,7 +176,7 @@ def _build() -> tuple[pp.ParserElement, pp.ParserElement]:
     stmt <<= (ct_count | ct_helper | expr_stmt | verdict | counter | log | limit | reject
               | quota | set_stmt | meter | nat | simple)
     rule = (pp.Group(pp.OneOrMore(stmt)) + pp.Opt(K("comment") + qstr) + pp.StringEnd())
-    elements = pp.Suppress("{") + pp.Opt(pp.delimited_list(element)) + pp.Suppress("}") \
+    elements = pp.Suppress("{") + pp.Opt(pp.DelimitedList(element)) + pp.Suppress("}") \
         + pp.StringEnd()
     return rule, elements
 
