@@ -9,7 +9,6 @@ the winners into findings. What no cause explains is counted and kept.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,6 @@ from auditor.limits.snapshot import HostState
 from auditor.models import Event, Finding
 
 MAX_TRACES = 200
-_DPORT = re.compile(r"(?:--dport|\bdport)\s+(\d{1,5})\b")
 
 
 def correlate(
@@ -280,12 +278,8 @@ def _rule_groups(
             continue
         packets = moved[key] if moved is not None else rule.packets or 0
         group = Group(None, None, start or t1, t1, synthetic="rule", fixed_resets=packets)
-        m = _DPORT.search(rule.text or "")
-        if rule.dports:  # a set of ports (nft `dport @svc`): each is a port the rule stops
-            for port in rule.dports:
-                group.ports[port] += packets
-        elif m and 0 < int(m.group(1)) < 65536:
-            group.ports[int(m.group(1))] += packets
+        for port in fwlink.rule_ports(rulesets, rule):  # its own, or those of its jumps
+            group.ports[port] += packets
         out.append((group, GroupFacts(traced=[(traced, moved is not None)]), None))
     return out
 

@@ -222,6 +222,37 @@ def gated_rejects(rulesets: Sequence[Ruleset]) -> list[tuple[RuleRef, RuleRef, s
     return out
 
 
+_DPORT = re.compile(r"(?:--dport|\bdport)\s+(\d{1,5})\b")
+_VMAP_TO = r"(\d{{1,5}}) : (?:jump|goto) {chain}\b"
+
+
+def rule_ports(rulesets: Sequence[Ruleset], rule: RuleRef) -> tuple[int, ...]:
+    """The destination ports ``rule`` stops: those it names itself, else those of the rules
+    that jump to its chain (``tcp dport 443 jump web_in``, ``-p tcp --dport 443 -j web-in``,
+    ``tcp dport vmap { 8888 : jump web_in }``); () when none says."""
+    own = _ports_of(rule)
+    if own or rule.chain.isupper():  # a built-in chain (INPUT...) is not jumped to
+        return own
+    vmap = re.compile(_VMAP_TO.format(chain=re.escape(rule.chain)))
+    found: set[int] = set()
+    for other in all_rules(rulesets):
+        if (other.backend, other.family, other.table) != (rule.backend, rule.family, rule.table):
+            continue
+        if other.target in ("jump", "goto") or other.target == rule.chain.lower():
+            if _jump_target(other) == rule.chain:
+                found.update(_ports_of(other))
+        elif other.target == "vmap":
+            found.update(int(p) for p in vmap.findall(other.text))
+    return tuple(sorted(p for p in found if 0 < p < 65536))
+
+
+def _ports_of(rule: RuleRef) -> tuple[int, ...]:
+    if rule.dports:  # a reader that knows them (nft: a constant or a port set)
+        return rule.dports
+    m = _DPORT.search(rule.text or "")
+    return (int(m.group(1)),) if m and 0 < int(m.group(1)) < 65536 else ()
+
+
 def rule_key(rule: RuleRef) -> tuple[Any, ...]:
     return (rule.backend, rule.family, rule.table, rule.chain, rule.position, rule.handle)
 

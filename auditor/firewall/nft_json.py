@@ -2,7 +2,8 @@
 
 :func:`load_json` turns the JSON text into an :class:`NftRuleset` (tables of every
 family, base chains with hook/priority/policy, rules with handles, counters,
-comments and expressions, named sets and maps); :func:`read_live` runs
+comments and expressions, named sets and maps) through :func:`load_objects`, which the
+text reader (:mod:`auditor.firewall.nft_text`) shares; :func:`read_live` runs
 ``nft -j list ruleset``, which only lists and never changes anything.
 
 Each rule keeps its raw expression list, its text as ``nft list ruleset`` prints it

@@ -271,3 +271,20 @@ def test_live_listing_text_and_json_agree() -> None:
         subprocess.run(["ip", "netns", "del", name], check=False, timeout=30)
     rs = _assert_same(text, js)
     assert sum(1 for _ in rs.rules()) > 100
+
+
+def test_a_reject_reached_by_jumps_stops_their_ports() -> None:
+    """A counted reject in a user chain names no port: those of the rules jumping to it do."""
+    text = ("table inet fw {\n\tchain web_in {\n"
+            "\t\tmeta l4proto tcp counter packets 20 bytes 1200 reject with tcp reset\n\t}\n"
+            "\tchain other {\n\t\tcounter packets 3 bytes 180 reject\n\t}\n"
+            "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n"
+            "\t\ttcp dport 22 accept\n"
+            "\t\ttcp dport vmap { 8888 : jump web_in, 9443 : accept }\n"
+            "\t\ttcp dport { 5000, 5001 } jump web_in\n"
+            "\t\ttcp dport 80 reject with tcp reset\n\t}\n}\n")
+    rs = load_text(text, "jumps.txt")
+    rejects = {r.chain: r for r in rs.rules() if r.target == "reject"}
+    assert fwlink.rule_ports([rs], rejects["web_in"]) == (5000, 5001, 8888)
+    assert fwlink.rule_ports([rs], rejects["input"]) == (80,)
+    assert fwlink.rule_ports([rs], rejects["other"]) == ()  # nothing jumps there
