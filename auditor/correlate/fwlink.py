@@ -231,7 +231,7 @@ def rule_ports(rulesets: Sequence[Ruleset], rule: RuleRef) -> tuple[int, ...]:
     that jump to its chain (``tcp dport 443 jump web_in``, ``-p tcp --dport 443 -j web-in``,
     ``tcp dport vmap { 8888 : jump web_in }``); () when none says."""
     own = _ports_of(rule)
-    if own or rule.chain.isupper():  # a built-in chain (INPUT...) is not jumped to
+    if own:
         return own
     vmap = re.compile(_VMAP_TO.format(chain=re.escape(rule.chain)))
     found: set[int] = set()

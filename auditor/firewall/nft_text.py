@@ -37,6 +37,7 @@ MAX_ELEMENTS = 32 << 20  # a named set's elements as plain values (addresses, po
 MAX_ISSUES = 200  # issues listed one by one; the rest are counted in one more
 
 _HANDLE = re.compile(r"\s+#\s*handle\s+(\d{1,18})\s*$")
+_NOTE = re.compile(r"\{\s+#[^\"]*$")  # `table inet firewalld { # handle 1 progname firewalld`
 _NAME = r'("[^"\n]*"|[^\s{}"]+)'
 _TABLE = re.compile(rf"table\s+(\w+)\s+{_NAME}\s*\{{$")
 _BLOCK = re.compile(rf"(chain|set|map)\s+{_NAME}\s*\{{$")
@@ -96,10 +97,18 @@ def _name(raw: str) -> str:
 
 
 def _split_handle(line: str) -> tuple[str, int | None]:
+    """The line without its ``# handle N`` (and, on a block's first line, without any other
+    note nft adds there, as ``# progname firewalld`` of an owned table), and N."""
+    handle = None
     m = _HANDLE.search(line)
-    if m is None:
-        return line.strip(), None
-    return line[: m.start()].strip(), int(m[1])
+    if m is not None:
+        handle, line = int(m[1]), line[: m.start()]
+    note = _NOTE.search(line)
+    if note is not None:
+        if handle is None and (h := re.search(r"\bhandle\s+(\d{1,18})", note[0])):
+            handle = int(h[1])
+        line = line[: note.start() + 1]
+    return line.strip(), handle
 
 
 def load_text(text: str, origin: str) -> NftRuleset:

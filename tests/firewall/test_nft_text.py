@@ -288,3 +288,15 @@ def test_a_reject_reached_by_jumps_stops_their_ports() -> None:
     assert fwlink.rule_ports([rs], rejects["web_in"]) == (5000, 5001, 8888)
     assert fwlink.rule_ports([rs], rejects["input"]) == (80,)
     assert fwlink.rule_ports([rs], rejects["other"]) == ()  # nothing jumps there
+
+
+def test_notes_on_block_lines_are_not_names() -> None:
+    """nft adds notes after a block's `{` (an owned table's progname); rules keep theirs."""
+    text = ("table inet firewalld { # handle 4 progname firewalld\n\tflags owner,persist\n"
+            "\tchain c { # handle 2\n\t\ttcp dport 1 accept comment \"a { # b\" # handle 7\n"
+            "\t}\n}\n")
+    rs = load_text(text, "owned.txt")
+    assert rs.issues == [] and rs.tables[("inet", "firewalld")].handle == 4
+    assert rs.tables[("inet", "firewalld")].flags == ("owner", "persist")
+    (rule,) = rs.rules()
+    assert (rule.handle, rule.comment) == (7, "a { # b")
