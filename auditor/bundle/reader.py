@@ -1,7 +1,7 @@
 """Recognising an artifact's kind from its content, not its name.
 
 :func:`recognise` looks at the first lines of a file and says which artifact it
-is (``iptables-save``, ``nft-json``, ``sysctl``, ``netstat``, ``ss``...) or,
+is (``iptables-save``, ``nft-json``, ``nft-text``, ``sysctl``, ``netstat``, ``ss``...) or,
 failing that, which log parser is sure of it (``kernel``, ``nginx-error``...).
 """
 
@@ -18,6 +18,7 @@ ARTIFACT_KINDS = (
     "iptables-save",
     "ip6tables-save",
     "nft-json",
+    "nft-text",
     "ipset",
     "sysctl",
     "netstat",
@@ -30,6 +31,7 @@ ARTIFACT_KINDS = (
     "trace-header",
 )
 
+_NFT_TABLE = re.compile(r"table (ip|ip6|inet|arp|bridge|netdev) \S+ \{")  # nft list ruleset
 _SYSCTL = re.compile(r"^[a-z][a-z0-9_\-]*(\.[A-Za-z0-9_\-]+)+\s*=\s?.*$")
 _IPT_RULE = re.compile(r"^(-A|-I|-N|:)[A-Za-z0-9_\-]+")
 _IPSET = re.compile(r"^(create|add) \S+ ")
@@ -70,6 +72,8 @@ def recognise(head: Sequence[str]) -> str | None:
     first = body[0].lstrip("\ufeff").strip()
     if first.startswith("{"):
         return _json_kind(text)
+    if _NFT_TABLE.match(first):
+        return "nft-text"
     if "# auditor-proc" in text or ("Soft Limit" in first and "Hard Limit" in first):
         return "proc-limits"
     if (

@@ -9,7 +9,6 @@ the winners into findings. What no cause explains is counted and kept.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -39,7 +38,6 @@ from auditor.limits.snapshot import HostState
 from auditor.models import Event, Finding
 
 MAX_TRACES = 200
-_DPORT = re.compile(r"(?:--dport|\bdport)\s+(\d{1,5})\b")
 
 
 def correlate(
@@ -304,27 +302,34 @@ def _rule_groups(
     now: datetime | None,
     moved: Mapping[tuple[Any, ...], int] | None = None,
 ) -> list[tuple[Group, GroupFacts, str | None]]:
-    """Reset-capable rules whose counters moved but whose packets no log or query showed."""
-    out: list[tuple[Group, GroupFacts, str | None]] = []
+    """Reset-capable rules whose counters moved but whose packets no log or query showed:
+    rules that reject themselves, and rate or connection limits that jump to a chain
+    that rejects (without a counter of its own there)."""
+    t1 = end or now or datetime.now(UTC)
+    how = "rule counters in the trace window" if moved is not None else "rule counters"
+    found: list[tuple[Any, fwlink.Traced]] = []
     for rule in fwlink.reset_rules(rulesets):
-        key = fwlink.rule_key(rule)
-        if key in cited or (moved is not None and moved.get(key, 0) <= 0):
-            continue
         text = rule.text or ""
         if rule.target == "drop" and not any(
             k in text for k in ("INVALID", "invalid", "connlimit", "ct count", "limit", "recent")
         ):
             continue  # a plain DROP (the "deny the rest" rule) silences, it does not reset
-        t1 = end or now or datetime.now(UTC)
-        in_window = moved is not None
+        found.append((rule, fwlink.Traced(rule, rule.target or "drop", rule.reject_with, None,
+                                          True, how)))
+    for gate, last, cond in fwlink.gated_rejects(rulesets):
+        if fwlink.rule_key(last) not in cited:
+            found.append((gate, fwlink.Traced(gate, last.target or "drop", last.reject_with,
+                                              cond, False, how, last)))
+    out: list[tuple[Group, GroupFacts, str | None]] = []
+    for rule, traced in found:
+        key = fwlink.rule_key(rule)
+        if key in cited or (moved is not None and moved.get(key, 0) <= 0):
+            continue
         packets = moved[key] if moved is not None else rule.packets or 0
         group = Group(None, None, start or t1, t1, synthetic="rule", fixed_resets=packets)
-        m = _DPORT.search(text)
-        if m and 0 < int(m.group(1)) < 65536:
-            group.ports[int(m.group(1))] += packets
-        how = "rule counters in the trace window" if in_window else "rule counters"
-        traced = fwlink.Traced(rule, rule.target or "drop", rule.reject_with, None, True, how)
-        out.append((group, GroupFacts(traced=[(traced, in_window)]), None))
+        for port in fwlink.rule_ports(rulesets, rule):  # its own, or those of its jumps
+            group.ports[port] += packets
+        out.append((group, GroupFacts(traced=[(traced, moved is not None)]), None))
     return out
 
 

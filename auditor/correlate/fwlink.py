@@ -195,6 +195,64 @@ def reset_rules(rulesets: Iterable[Ruleset]) -> list[RuleRef]:
     ]
 
 
+# A rate or connection limit in a rule's text (iptables options or nftables statements).
+_LIMIT = re.compile(
+    r"-m (?:hashlimit|connlimit|limit|recent)\b.*?(?= -[mjg] |$)"
+    r"|\blimit rate .*?(?= counter\b| jump\b| goto\b| log\b| accept\b| drop\b|$)"
+    r"|\bct count (?:over )?\d+|\b(?:add|update) @\S+ \{[^}]*\}|\bmeter \S+ .*?\}"
+)
+
+
+def gated_rejects(rulesets: Sequence[Ruleset]) -> list[tuple[RuleRef, RuleRef, str]]:
+    """(gate, end, condition) for conditional jumps without logs: a rate or connection
+    limit whose rule counted packets and jumps to a chain whose ending rule rejects or
+    drops them without a counter of its own (``limit rate over 5/second counter jump
+    over_limit`` -> ``reject with tcp reset``, as firewalld-shaped nftables rules write it)."""
+    out: list[tuple[RuleRef, RuleRef, str]] = []
+    for gate in all_rules(rulesets):
+        if gate.target not in ("jump", "goto") or not (gate.packets or 0) > 0:
+            continue
+        cond = _LIMIT.search(gate.text)
+        chain = _jump_target(gate)
+        if cond is None or chain is None:
+            continue
+        end = _terminal_in(rulesets, gate, chain)
+        if end is not None and end.target in ("reject", "drop") and not (end.packets or 0) > 0:
+            out.append((gate, end, cond.group(0).strip()))
+    return out
+
+
+_DPORT = re.compile(r"(?:--dport|\bdport)\s+(\d{1,5})\b")
+_VMAP_TO = r"(\d{{1,5}}) : (?:jump|goto) {chain}\b"
+
+
+def rule_ports(rulesets: Sequence[Ruleset], rule: RuleRef) -> tuple[int, ...]:
+    """The destination ports ``rule`` stops: those it names itself, else those of the rules
+    that jump to its chain (``tcp dport 443 jump web_in``, ``-p tcp --dport 443 -j web-in``,
+    ``tcp dport vmap { 8888 : jump web_in }``); () when none says."""
+    own = _ports_of(rule)
+    if own:
+        return own
+    vmap = re.compile(_VMAP_TO.format(chain=re.escape(rule.chain)))
+    found: set[int] = set()
+    for other in all_rules(rulesets):
+        if (other.backend, other.family, other.table) != (rule.backend, rule.family, rule.table):
+            continue
+        if other.target in ("jump", "goto") or other.target == rule.chain.lower():
+            if _jump_target(other) == rule.chain:
+                found.update(_ports_of(other))
+        elif other.target == "vmap":
+            found.update(int(p) for p in vmap.findall(other.text))
+    return tuple(sorted(p for p in found if 0 < p < 65536))
+
+
+def _ports_of(rule: RuleRef) -> tuple[int, ...]:
+    if rule.dports:  # a reader that knows them (nft: a constant or a port set)
+        return rule.dports
+    m = _DPORT.search(rule.text or "")
+    return (int(m.group(1)),) if m and 0 < int(m.group(1)) < 65536 else ()
+
+
 def rule_key(rule: RuleRef) -> tuple[Any, ...]:
     return (rule.backend, rule.family, rule.table, rule.chain, rule.position, rule.handle)
 

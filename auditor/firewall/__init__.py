@@ -7,7 +7,7 @@ return :class:`~auditor.firewall.model.Ruleset` objects, and
 Public API::
 
     read_live() -> FirewallState              every backend present on this host
-    read_file(path, ipsets=None) -> Ruleset    iptables-save dump or nft JSON (by content)
+    read_file(path, ipsets=None) -> Ruleset    iptables-save, nft JSON or nft text (by content)
     trace(rulesets, packet, env=None) -> TraceResult
     local_addresses() -> frozenset[str]        this host's addresses (for addrtype LOCAL)
     interface_addresses() -> ((ifname, addr), ...)  per interface (REDIRECT, MASQUERADE)
@@ -42,7 +42,7 @@ def read_ipsets(path: str) -> IpSets:
 
 
 def read_file(path: str, ipsets: IpSets | None = None, backend: str = "iptables-nft") -> Ruleset:
-    """An iptables-save dump or ``nft -j list ruleset`` JSON, recognised by content."""
+    """An iptables-save dump, ``nft -j list ruleset`` JSON or ``nft list ruleset`` text."""
     from auditor.firewall import readers
 
     return readers.read_file(path, ipsets, backend)
@@ -50,7 +50,7 @@ def read_file(path: str, ipsets: IpSets | None = None, backend: str = "iptables-
 
 def read_text(text: str, origin: str, ipsets: IpSets | None = None,
               backend: str = "iptables-nft") -> Ruleset:
-    """An iptables-save dump or nft JSON, recognised by content; FirewallError names file:line."""
+    """An iptables-save dump, nft JSON or nft text, by content; FirewallError names file:line."""
     from auditor.firewall import readers
 
     return readers.read_text(text, origin, ipsets, backend)

@@ -110,6 +110,9 @@ class RuleRef:
     location: Location | None = None
     target: str | None = None
     reject_with: str | None = None  # e.g. "tcp-reset", "icmp-port-unreachable"
+    # destination ports the rule requires, when a reader knows them (nft: a constant, an
+    # anonymous or a named set); empty when it names none or the reader does not say
+    dports: tuple[int, ...] = ()
 
     @property
     def can_reset(self) -> bool:

@@ -162,6 +162,8 @@ class Compiled:
         key, arg = next(iter(s.items()))
         if key == "match":
             return self._match(ch, arg)
+        if key == "unreadable":
+            raise Unsupported("rule text not understood (nft list ruleset text); not evaluated")
         if key in ("accept", "drop", "return", "continue"):
             return (VERDICT, (key, None))
         if key in ("jump", "goto"):
@@ -188,6 +190,9 @@ class Compiled:
                 return (COND, f"per {nft_render.expr(arg.get('elem'))} in meter "
                               f"{arg.get('set')}: {text}")
             return (None,)
+        if key == "meter":
+            return (COND, f"per {nft_render.expr(arg.get('key'))} in meter {arg.get('name')}: "
+                          f"{text}")
         if key == "mangle":
             return self._mangle(arg, text)
         if key == "vmap":

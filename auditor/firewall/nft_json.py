@@ -2,7 +2,8 @@
 
 :func:`load_json` turns the JSON text into an :class:`NftRuleset` (tables of every
 family, base chains with hook/priority/policy, rules with handles, counters,
-comments and expressions, named sets and maps); :func:`read_live` runs
+comments and expressions, named sets and maps) through :func:`load_objects`, which the
+text reader (:mod:`auditor.firewall.nft_text`) shares; :func:`read_live` runs
 ``nft -j list ruleset``, which only lists and never changes anything.
 
 Each rule keeps its raw expression list, its text as ``nft list ruleset`` prints it
@@ -23,7 +24,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,7 +36,7 @@ from auditor.models import Location, ParseIssue
 
 __all__ = [  # the parts' types live in nft_objects and are published here too
     "BACKEND", "NftChain", "NftError", "NftRule", "NftRuleset", "NftSet", "NftTable",
-    "load_json", "read_live",
+    "load_json", "load_objects", "read_live",
 ]
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 IPTABLES_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security", "broute"})
@@ -152,25 +153,35 @@ def load_json(text: str, origin: str) -> NftRuleset:
     objs: list[Any] = doc["nftables"]
     lines = _Lines(text)
     offs = _offsets(text, len(objs))
-    rs = NftRuleset(origin=origin)
 
     def loc(i: int) -> Location:
         return Location(origin, lines.line(offs[i]) if i < len(offs) else 0)
 
+    return load_objects(objs, origin, loc)
+
+
+def load_objects(objs: list[Any], origin: str, loc: Callable[[int], Location],
+                 parser: str = "nft-json") -> NftRuleset:
+    """The ruleset of a list of nft JSON objects (``loc(i)``: where object ``i`` was read).
+
+    Shared by the JSON reader and the text reader (:mod:`auditor.firewall.nft_text`,
+    which builds the same objects from ``nft list ruleset`` text), so both give one model.
+    """
+    rs = NftRuleset(origin=origin)
     chain_rules: dict[tuple[str, str, str], list[NftRule]] = {}
     chain_objs: list[tuple[int, NftChain]] = []
     for i, obj in enumerate(objs):
         try:
             _load_object(rs, i, obj, loc, chain_rules, chain_objs)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            rs.issues.append(ParseIssue(loc(i), "nft-json", f"malformed object: {exc!r}",
+            rs.issues.append(ParseIssue(loc(i), parser, f"malformed object: {exc!r}",
                                         json.dumps(obj)[:200]))
     for i, c in chain_objs:
         key = (c.family, c.table, c.name)
         rs.chains[key] = replace(c, rules=tuple(chain_rules.pop(key, [])), location=loc(i))
     for key, orphans in chain_rules.items():
         for r in orphans:
-            rs.issues.append(ParseIssue(r.ref.location or Location(origin), "nft-json",
+            rs.issues.append(ParseIssue(r.ref.location or Location(origin), parser,
                                         f"rule in unknown chain {' '.join(key)}", r.text))
     _refuse_loops(rs)
     _mark_dynamic_sets(rs)
@@ -286,10 +297,40 @@ def _load_object(rs: NftRuleset, i: int, obj: Any, loc: Any,
                 target, reject_with = t, rw
         ref = RuleRef(BACKEND, key[0], key[1], key[2], text, handle=body.get("handle"),
                       packets=packets, bytes=bytes_, comment=body.get("comment"),
-                      location=loc(i), target=target, reject_with=reject_with)
+                      location=loc(i), target=target, reject_with=reject_with,
+                      dports=_dports(exprs, lambda name: rs.sets.get((key[0], key[1], name))))
         lst.append(NftRule(key[0], key[1], key[2], body.get("handle"), len(lst) + 1,
                            tuple(exprs), text, ref, body.get("comment")))
     # other objects (counter, quota, limit, flowtable, ct helper...) are kept in `objects`
+
+
+MAX_DPORTS = 32
+_PORT_PROTOS = frozenset({"tcp", "udp", "th", "sctp", "dccp", "udplite"})
+
+
+def _dports(exprs: list[Any], named: Callable[[str], NftSet | None]) -> tuple[int, ...]:
+    """The destination ports a rule's ``dport`` match requires: a constant, the members
+    of an anonymous or a named set (read before the rule); () when none or too many."""
+    for s in exprs:
+        m = s.get("match") if isinstance(s, Mapping) else None
+        if not isinstance(m, Mapping) or m.get("op", "==") not in ("==", "in"):
+            continue
+        left = m.get("left")
+        p = left.get("payload") if isinstance(left, Mapping) else None
+        if not isinstance(p, Mapping) or p.get("field") != "dport" \
+                or p.get("protocol") not in _PORT_PROTOS:
+            continue
+        right = m.get("right")
+        elems: Any = [right]
+        if isinstance(right, Mapping) and isinstance(right.get("set"), list):
+            elems = right["set"]
+        elif isinstance(right, str) and right.startswith("@"):
+            st = named(right[1:])
+            elems = list(st.elements) if st is not None and st.map_type is None else []
+        ports = sorted({e for e in elems if isinstance(e, int) and not isinstance(e, bool)
+                        and 0 < e < 65536})
+        return tuple(ports) if 0 < len(ports) <= MAX_DPORTS else ()
+    return ()
 
 
 def _target(s: Any, family: str) -> tuple[str | None, str | None]:

@@ -16,7 +16,7 @@ from auditor.firewall import nft_render
 
 # Standard priority names: (name, value, families, hooks or None for any hook).
 _IP_FAMS = frozenset({"ip", "ip6", "inet"})
-_STD_PRIOS: tuple[tuple[str, int, frozenset[str], frozenset[str] | None], ...] = (
+STD_PRIOS: tuple[tuple[str, int, frozenset[str], frozenset[str] | None], ...] = (
     ("raw", -300, _IP_FAMS, None),
     ("mangle", -150, _IP_FAMS, None),
     ("dstnat", -100, _IP_FAMS, frozenset({"prerouting"})),
@@ -32,7 +32,7 @@ _STD_PRIOS: tuple[tuple[str, int, frozenset[str], frozenset[str] | None], ...] =
 
 def priority_text(prio: int, family: str, hook: str) -> str:
     """``filter``, ``filter + 10``, ``dstnat - 5`` or the plain number, as nft prints it."""
-    for name, base, fams, hooks in _STD_PRIOS:
+    for name, base, fams, hooks in STD_PRIOS:
         if family in fams and (hooks is None or hook in hooks) and abs(prio - base) <= 10:
             off = prio - base
             return name if off == 0 else f"{name} {'+' if off > 0 else '-'} {abs(off)}"

@@ -1,7 +1,8 @@
-"""The parts of an nftables ruleset as read from ``nft -j list ruleset`` JSON.
+"""The parts of an nftables ruleset as read from ``nft -j list ruleset`` JSON (or its text).
 
 Tables, named sets and maps, chains and rules, as frozen dataclasses. The reader
-(:mod:`auditor.firewall.nft_json`) builds them and the evaluator
+(:mod:`auditor.firewall.nft_json`, fed by :mod:`auditor.firewall.nft_text` for
+``nft list ruleset`` text) builds them and the evaluator
 (:mod:`auditor.firewall.nft_eval`) compiles them; both import this module, neither
 imports the other's internals, so the reader can import the evaluator without a cycle.
 """

@@ -308,6 +308,12 @@ def stmt_text(s: Any, family: str = "inet") -> str:
         return "notrack"
     if key == "vmap":
         return f"{expr(arg['key'])} vmap {value(arg['data'])}"
+    if key == "meter" and isinstance(arg, Mapping):
+        size = f" size {arg['size']}" if arg.get("size") is not None else ""
+        return (f"meter {arg.get('name')}{size} {{ {expr(arg.get('key'))} "
+                f"{stmt_text(arg.get('stmt'), family)} }}")
+    if key == "unreadable":  # a rule the text reader could not read: its line as it was
+        return str(arg)
     if key == "xt":
         return f'xt {arg.get("type")} "{arg.get("name")}"'
     if key == "queue" and isinstance(arg, Mapping):

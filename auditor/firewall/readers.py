@@ -1,4 +1,4 @@
-"""Reading rule sets: saved dumps (iptables-save, nft JSON, ipset save) and the live host.
+"""Reading rule sets: saved dumps (iptables-save, nft JSON or text, ipset save) and the live host.
 
 Loaded only when a rule set is read (its grammars and backends take 0.1 s to import:
 ``python -X importtime``), through the functions of :mod:`auditor.firewall`.
@@ -27,6 +27,7 @@ from auditor.firewall.model import (
 )
 from auditor.firewall.nft_json import NftError, load_json
 from auditor.firewall.nft_json import read_live as read_nft_live
+from auditor.firewall.nft_text import load_text, looks_like_nft_text
 from auditor.models import ParseIssue
 
 
@@ -35,14 +36,15 @@ def read_ipsets(path: str) -> IpSets:
 
 
 def read_file(path: str, ipsets: IpSets | None = None, backend: str = "iptables-nft") -> Ruleset:
-    """An iptables-save dump or ``nft -j list ruleset`` JSON, recognised by content."""
+    """An iptables-save dump, ``nft -j list ruleset`` JSON or ``nft list ruleset`` text."""
     text = Path(path).read_text(errors="replace")
     return read_text(text, path, ipsets, backend)
 
 
 def read_text(text: str, origin: str, ipsets: IpSets | None = None,
               backend: str = "iptables-nft") -> Ruleset:
-    """An iptables-save dump or nft JSON, recognised by content; FirewallError names file:line.
+    """An iptables-save dump, nft JSON or ``nft list ruleset`` text, recognised by content;
+    FirewallError names file:line.
 
     Reading builds many objects and frees almost none, so the cyclic garbage collector
     only rescans them: it is paused while reading (20,000 iptables rules, bench_trace.py:
@@ -66,6 +68,12 @@ def _read_text(text: str, origin: str, ipsets: IpSets | None, backend: str) -> R
             msg = str(exc)
             raise FirewallError(msg if origin in msg else f"{origin}: {msg}") from None
         return rs
+    if looks_like_nft_text(text):
+        try:
+            return load_text(text, origin)
+        except ValueError as exc:  # NftError, or a jump loop named file:line
+            msg = str(exc)
+            raise FirewallError(msg if origin in msg else f"{origin}: {msg}") from None
     try:
         return IptablesRuleset(parse_save(text, origin, backend), ipsets)
     except RefusedTable as exc:

@@ -27,7 +27,7 @@ from auditor.limits.facts import build_facts
 from auditor.limits.snapshot import HostState, load_state
 from auditor.sources.files import SourceError
 
-RULE_KINDS = ("iptables-save", "ip6tables-save", "nft-json")
+RULE_KINDS = ("iptables-save", "ip6tables-save", "nft-json", "nft-text")
 HOST_KINDS_SKIPPED = frozenset({"manifest", "ipset", "trace-header", *RULE_KINDS})
 
 
@@ -53,10 +53,38 @@ def read_ipsets(inputs: Inputs, sources: list[SourceInfo]) -> IpSets | None:
     return merged
 
 
+def _one_nft_listing(arts: list[Artifact], sources: list[SourceInfo] | None) -> list[Artifact]:
+    """``arts`` with at most one nftables ruleset: nft JSON when there is some, else one
+    ``nft list ruleset`` text (the one with ``# handle`` numbers when there are several, as
+    a sosreport's ``nft_-a_list_ruleset``); the others are noted, not traced twice."""
+    nft = [a for a in arts if a.kind in ("nft-json", "nft-text")]
+    texts = [a for a in nft if a.kind == "nft-text"]
+    if not texts or (len(nft) == 1):
+        return arts
+    keep = next((a for a in nft if a.kind == "nft-json"), None)
+    if keep is None:
+        keep = max(texts, key=_handles)
+    for a in texts:
+        if a is not keep and sources is not None:
+            sources.append(SourceInfo(a.path, a.kind, False,
+                                      note=f"the same nftables ruleset is read from {keep.path}"))
+    return [a for a in arts if a.kind != "nft-text" or a is keep]
+
+
+def _handles(art: Artifact) -> int:
+    """How many ``# handle`` numbers the start of a listing holds (0 when unreadable)."""
+    try:
+        with open(art.path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(1 << 16).count("# handle ")
+    except OSError:
+        return 0
+
+
 def read_rulesets(inputs: Inputs, sources: list[SourceInfo]) -> list[Ruleset]:
     """Every firewall rule set of every backend the input holds; each file noted in sources."""
     # Rules saved at the start of a trace window ("before") are not traced twice.
-    arts = [a for kind in RULE_KINDS for a in inputs.by_kind(kind) if a.phase != "before"]
+    arts = _one_nft_listing(
+        [a for kind in RULE_KINDS for a in inputs.by_kind(kind) if a.phase != "before"], sources)
     if not arts:
         return []
     ipsets = read_ipsets(inputs, sources)
@@ -75,7 +103,8 @@ def read_rulesets(inputs: Inputs, sources: list[SourceInfo]) -> list[Ruleset]:
 def rule_moves(inputs: Inputs, rulesets: Sequence[Ruleset]) -> dict[tuple[Any, ...], int] | None:
     """Packets each rule of ``rulesets`` counted during a trace window, by rule key; None
     when the input saved no rules at the window's start (phase "before")."""
-    before = [a for k in RULE_KINDS for a in inputs.by_kind(k) if a.phase == "before"]
+    before = _one_nft_listing(
+        [a for k in RULE_KINDS for a in inputs.by_kind(k) if a.phase == "before"], None)
     if not before:
         return None
     start: dict[tuple[Any, ...], int] = {}

@@ -33,6 +33,7 @@ def test_every_kind_has_a_sample() -> None:
         "iptables-save",
         "ip6tables-save",
         "nft-json",
+        "nft-text",
         "ipset",
         "sysctl",
         "netstat",

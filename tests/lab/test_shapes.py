@@ -26,8 +26,6 @@ REASON = lab_available()
 # Tuning cases diagnose gets wrong today, by class of failure. strict: a fix turns the
 # test red until its entry is removed, so the list cannot go stale.
 GAPS: dict[str, str] = {
-    "fw-limit-2": "no finding: a firewalld-shaped nftables limit (jump, no LOG) in a sosreport, "
-                  "whose ruleset is `nft -a list ruleset` text, not JSON (class 1)",
     "moved-1": "wrong cause (blind): a noise netfilter DROP line read as a connection limit, "
                "no-listener not found without --port; window at analysis time (class 7)",
 }
