@@ -23,7 +23,8 @@ answers their SYNs with resets. Shapes read (each with samples in
 
 Not announcements (no event): a Unix socket (``Listening at: unix:/run/app.sock``),
 no port (``Running on all addresses (0.0.0.0)``), a negation (``stopped listening``,
-``failed ... listening on``, ``not listening``), a port outside 1-65535.
+``failed ... listening on``, ``not listening``), a UDP port (``ss -ltn`` never lists
+it), a port outside 1-65535.
 Each announcement is an ``app-listening`` event: ``destination.port`` (and
 ``destination.ip`` unless a wildcard), the program as ``process.name``, the URL
 scheme in ``auditor.scheme`` and the unit in ``auditor.unit`` when the journal names it.
@@ -66,6 +67,7 @@ _NEGATED = re.compile(
     r"\b(?:not|no longer|stop(?:ped)?|fail(?:ed|ure)?|error|unable|could not|cannot|can't)\b",
     re.I,
 )
+_UDP = re.compile(r"\budp[46]?\b", re.I)  # a datagram port: no TCP listener to expect
 _WILDCARD = frozenset({"", "*", "0.0.0.0", "::", "[::]", "[::0]", "0"})
 _PORTS = re.compile(r"\d{1,5}")
 
@@ -111,7 +113,7 @@ def announced(message: str) -> tuple[tuple[int, ...], str | None, dict[str, Any]
         m = pattern.search(message)
         if m is None:
             continue
-        if _NEGATED.search(message, 0, m.start()):
+        if _NEGATED.search(message, 0, m.start()) or _UDP.search(message):
             return None
         groups = {k: v for k, v in m.groupdict().items() if v is not None}
         if "ports" in groups:
