@@ -23,7 +23,8 @@ HOST_WIDE = "host-wide"  # a kernel/host failure that is also context for other 
 PACKET = "packet"  # a logged packet, traced through the firewall rules
 UNCERTAIN = "uncertain"  # a failure only when the trace shows the packet refused
 ZONE = "zone"  # names an nginx limit zone (its use is read from the logs)
-ROLES = (FAILURE, CONTEXT, HOST_WIDE, PACKET, UNCERTAIN, ZONE)
+LISTEN = "listen"  # a program announced the port it listens on (kept per program and port)
+ROLES = (FAILURE, CONTEXT, HOST_WIDE, PACKET, UNCERTAIN, ZONE, LISTEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,9 @@ ACTIONS: Mapping[str, ActionSpec] = _actions(
     ("unit-failed", "context", "a service failed (timeout, signal, exit code)"),
     ("unit-deactivated", "context",
      "a unit went inactive (a stopped service, or a oneshot job that finished)"),
+    # programs' own lines (syslog or the journal)
+    ("app-listening", "context listen",
+     "a program announced the address and port it listens on (destination.port)"),
     # nginx access log
     ("http-no-response", "failure", "status 444: nginx closed without a response"),
     ("http-client-closed", "failure", "status 499: the client closed the request"),
@@ -155,6 +159,12 @@ FACTS: Mapping[str, FactSpec] = {
         FactSpec("rejected-only-as-invalid", (),
                  "the traced packet is refused only when conntrack finds it INVALID", group=True),
         FactSpec("no-listener", ("port",), "nothing listens on the reported port", group=True),
+        FactSpec("announced-unheld", ("port", "process"),
+                 "a program said it listens on the port; nothing listens there at capture time",
+                 group=True),
+        FactSpec("announced-moved", ("port", "process", "now_port"),
+                 "the program later said it listens on another port, which is held now",
+                 group=True),
         FactSpec("failures-spread", (),
                  "the group's failures come one at a time, seconds apart, not in a burst",
                  group=True),
@@ -220,6 +230,8 @@ PLACEHOLDERS: Mapping[str, PlaceholderSpec] = {
         PlaceholderSpec("limit_where", "where it is set (file:line)",
                         fallback="its configuration"),
         PlaceholderSpec("listeners", "the listeners that exist, nearest to the port first"),
+        PlaceholderSpec("program", "the program that said it listens on the port"),
+        PlaceholderSpec("moved_to", "the port that program said it listens on later"),
     )
 }
 

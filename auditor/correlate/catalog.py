@@ -9,7 +9,10 @@ Each evidence item holds exactly one matcher key:
 
 ``event``    {actions: [...], near: bool, min_count: n, without_syn: bool}: events in the
              group (or, with ``near: true``, anywhere on the host at about the same time)
-``counter``  {names: [glob...], min_delta: n}: kernel counter deltas (nstat, conntrack -S)
+``counter``  {names: [glob...], min_delta: n, counts: bool}: kernel counter deltas (nstat,
+             conntrack -S); with ``counts: true`` (or ``anchor: true``) the counter also
+             counts the cause's resets when no log line does (a reported port, a group
+             stated from host facts)
 ``limit``    {names: [glob...], min_usage: 0..1 | equals: value}: a limit near full, or a
              tunable set to a given value; with ``zones_from: [actions]``, the nginx limit
              whose zone those events of the group name (its use taken from the logs)

@@ -16,7 +16,7 @@ KINDS = ("event", "counter", "limit", "rule", "fact", "query")
 ITEM_KEYS = {"label", "weight", "anchor", "risk", *KINDS}
 _MATCHER_KEYS: Mapping[str, set[str]] = {
     "event": {"actions", "near", "min_count", "without_syn"},
-    "counter": {"names", "min_delta"},
+    "counter": {"names", "min_delta", "counts"},
     "limit": {"names", "min_usage", "equals", "at_least", "zones_from"},
     "rule": {"targets", "reject_with", "matches", "not_matches"},
     "fact": {"names"},

@@ -2,7 +2,8 @@
 
 OOM kills, nginx restarts and kernel "table full" lines are not one failed connection
 each; scoring asks this index how many happened around a group's time span. It also
-keeps, per nginx limit zone, the largest excess the logs reported.
+keeps, per nginx limit zone, the largest excess the logs reported, and per program and
+port the latest announcement that the program listens there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from auditor.models import Event
+
+MAX_LISTENS = 4096  # (program, port) announcements kept; later new ones are not
 
 
 def minute_of(ts: datetime) -> int:
@@ -37,6 +40,8 @@ class ContextIndex:
         self.last: datetime | None = None
         # nginx limit zones seen limiting: zone -> largest logged excess (0 for limit_conn)
         self.zone_peaks: dict[str, float] = {}
+        # (program, port) -> the latest line where the program said it listens on the port
+        self.listens: dict[tuple[str, int], Event] = {}
 
     def note_zone(self, event: Event) -> None:
         zone = event.extra.get("zone")
@@ -44,6 +49,23 @@ class ContextIndex:
             excess = event.extra.get("excess")
             peak = float(excess) if isinstance(excess, int | float) else 0.0
             self.zone_peaks[zone] = max(peak, self.zone_peaks.get(zone, 0.0))
+
+    def note_listen(self, event: Event) -> None:
+        """Keep ``event`` as its program's latest announcement of each port it names."""
+        program = event.extra.get("unit") or event.process_name
+        if not isinstance(program, str) or not program:
+            return
+        more = event.extra.get("ports")
+        ports = [p for p in more if isinstance(p, int)] if isinstance(more, list) else []
+        for port in dict.fromkeys([event.destination_port, *ports]):
+            if port is None:
+                continue
+            key = (program, port)
+            have = self.listens.get(key)
+            if have is None and len(self.listens) >= MAX_LISTENS:
+                continue
+            if have is None or event.timestamp >= have.timestamp:
+                self.listens[key] = event
 
     def add(self, event: Event) -> None:
         ts = event.timestamp

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from auditor.correlate import fwlink
+from auditor.correlate import announced, fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
 from auditor.correlate.disruption import context_groups
 from auditor.correlate.findings import build_finding, merge_findings
@@ -77,6 +77,10 @@ def correlate(
     if query_group is not None:
         groups.append(query_group)
         facts[id(query_group)] = query_facts
+    # ports programs said they listen on and left: facts on the query group, groups of their own
+    said = announced.announced_groups(
+        agg.context.listens, view, query.port, query_group, query_facts, agg.last
+    )
     results: list[tuple[Group, list[Scored]]] = [
         (g, rank(catalog.causes, g, agg.context, view, facts[id(g)])) for g in groups
     ]
@@ -95,11 +99,18 @@ def correlate(
         catalog, view, winners, start, end, now, cited_counters
     ) + _rule_groups(
         rulesets, cited, start, end, now, moved
-    ):
+    ) + said:
         group, gfacts, only = extra
         pool = [c for c in catalog.causes if only is None or c.id == only]
         if group.synthetic == "rule":  # a rule's counters speak of rule causes only
             pool = [c for c in pool if any(s.kind == "rule" for s in c.evidence)]
+        elif group.synthetic == announced.SYNTHETIC:
+            # facts of the host speak of the causes that name them, and only when that
+            # cause's counters show the resets (a moved program alone is no incident)
+            pool = [
+                c for c in pool
+                if _names_facts(c, gfacts.facts) and _counted(c, view, counts=True)
+            ]
         results.append((group, rank(pool, group, agg.context, view, gfacts)))
     named = {r[0].cause.id for _, r in results if r and r[0].score >= MINIMUM}
     for group, only in context_groups(catalog, agg.context, view, winners | named):
@@ -119,10 +130,12 @@ def correlate(
         label = "unexplained"
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
-            if group.synthetic == "query" and not group.resets:
-                # The engineer's report, explained by a cause that counters show: the resets
-                # are counted from those counters (no log line counted them).
-                group.fixed_resets = _counted(best.cause, view) or None
+            if group.synthetic in ("query", announced.SYNTHETIC) and not group.resets:
+                # The engineer's report (or a group stated from host facts), explained by a
+                # cause that counters show: the resets are counted from those counters (no
+                # log line counted them), over their window.
+                _count_from_counters(group, best.cause, view)
+                start, end = _widen(start, group.first), _widen(end, group.last, later=True)
             front = tuple(group.extra.get("service_ports", ()))
             findings.append(
                 build_finding(group, best, ranked[1:4], bool(gf and gf.query), listening, front)
@@ -265,14 +278,18 @@ def _counter_groups(
     return out
 
 
-def _counted(cause: Cause, view: HostState, cited: Iterable[str] = ()) -> int:
+def _counted(
+    cause: Cause, view: HostState, cited: Iterable[str] = (), counts: bool = False
+) -> int:
     """The largest window delta of the counters ``cause`` anchors on (0: none moved),
-    leaving out those in ``cited``."""
+    leaving out those in ``cited``; with ``counts``, also of those that count its resets
+    (``counts: true``), if not anchors."""
     skip = set(cited)
+    counting = counts and not view.since_boot  # a total since boot counts no incident
     hits = [
         v
         for spec in cause.evidence
-        if spec.kind == "counter" and spec.anchor
+        if spec.kind == "counter" and (spec.anchor or (counting and spec.params.get("counts")))
         for name, v in view.counter_hits(spec.strings("names"))
         if name not in skip
     ]
@@ -292,6 +309,23 @@ def _with_counted(finding: Finding, cause: Cause | None, view: HostState) -> Fin
         resets=counted,
         summary=finding.summary.replace(f"{finding.resets} resets", f"{counted} resets", 1),
     )
+
+
+def _count_from_counters(group: Group, cause: Cause, view: HostState) -> None:
+    """The group's resets from the counters of ``cause``; its time span is then theirs."""
+    group.fixed_resets = _counted(cause, view, counts=True) or None
+    if group.fixed_resets and view.window_start is not None and view.window_end is not None:
+        group.first, group.last = view.window_start, view.window_end
+
+
+def _names_facts(cause: Cause, facts: set[str]) -> bool:
+    return any(s.kind == "fact" and facts & set(s.strings("names")) for s in cause.evidence)
+
+
+def _widen(edge: datetime | None, ts: datetime, later: bool = False) -> datetime:
+    if edge is None:
+        return ts
+    return max(edge, ts) if later else min(edge, ts)
 
 
 def _rule_groups(

@@ -85,6 +85,10 @@ def remedy_values(group: Group, best: Scored) -> dict[str, str]:
         values["upstream"] = values["upstreams"] = group.upstream
     values["first_seen"] = group.first.isoformat(timespec="seconds")
     values["last_seen"] = group.last.isoformat(timespec="seconds")
+    # values the engine found for the group beyond its events (e.g. the program that said
+    # it listens on the port): only registered placeholders
+    known = group.extra.get("values", {})
+    values.update({k: str(v) for k, v in known.items() if k in PLACEHOLDERS})
     killed = [e for e in best.near_events if e.action == "oom-kill"]
     if killed:
         if killed[0].process_name:
@@ -200,7 +204,8 @@ def build_finding(
     what = (
         group.label
         if not group.synthetic
-        else {"query": "the reported connections", "rule": "rule counters"}.get(
+        else {"query": "the reported connections", "rule": "rule counters",
+              "announced": "kernel counters, a port a program left"}.get(
             group.synthetic, "kernel counters"
         )
     )
@@ -240,6 +245,8 @@ def build_finding(
         details["listeners"] = near
     if group.synthetic:
         details["from"] = group.synthetic
+    if "announced" in group.extra:
+        details["announced"] = dict(group.extra["announced"])
     if query:
         details["query"] = True
     evidence = list(best.evidence)

@@ -36,6 +36,7 @@ HOST_WIDE = vocabulary.actions_with(vocabulary.HOST_WIDE)
 NETFILTER = vocabulary.actions_with(vocabulary.PACKET)
 UNCERTAIN = vocabulary.actions_with(vocabulary.UNCERTAIN)
 ZONE_LIMITED = vocabulary.actions_with(vocabulary.ZONE)  # nginx events that name a limit zone
+LISTENS = vocabulary.actions_with(vocabulary.LISTEN)  # a program says where it listens
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPHEMERAL = 32768  # start of Linux's default ip_local_port_range
 
@@ -237,6 +238,8 @@ class Aggregator:
         if action in self._context:
             self.context.add(event)
             if action in CONTEXT_ONLY:
+                if action in LISTENS:
+                    self.context.note_listen(event)
                 return
         extra = event.extra
         upstream = None

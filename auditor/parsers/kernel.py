@@ -13,6 +13,9 @@ Each kind is one ``event.action``:
 * ``TCP: too many orphaned sockets`` -> ``orphan-sockets``;
 * ``TCP: out of memory -- consider tuning tcp_mem`` -> ``tcp-memory-pressure``;
 * ``VFS: file-max limit N reached`` -> ``file-max-reached`` (``auditor.limit``);
+* a program's own line announcing where it listens (``Listening on http://0.0.0.0:8080``,
+  gunicorn, uvicorn, Spring Boot...) -> ``app-listening`` (see :mod:`auditor.parsers.app_listen`);
+  systemd's unit lines -> ``unit-*`` (see :mod:`auditor.parsers.systemd_units`);
 * ``Out of memory: Killed process``, ``Memory cgroup out of memory: Killed process``
   (also the 2.6.32 shape ``Killed process 1234, UID 48, (httpd) total-vm:...``, and
   names holding ``)``) -> ``oom-kill`` (``process.pid``/``process.name``), one per kill;
@@ -35,7 +38,7 @@ from typing import Any, ClassVar
 
 from auditor.fastinit import slot_maker
 from auditor.models import Event, Location
-from auditor.parsers import netfilter, systemd_units
+from auditor.parsers import app_listen, netfilter, systemd_units
 from auditor.parsers.base import LineError, LineParser, ParseContext
 from auditor.parsers.syslog_frame import Frame, Framer, sniff_framing, strip_uptime
 from auditor.parsers.ulogd_json import ulogd_json_event
@@ -146,9 +149,11 @@ class KernelParser(LineParser):
         # systemd's unit lines: a service stopped, killed or started (systemd_units)
         systemd_units.NEEDLE,
         b"Stopping ",
+        # programs announcing the port they listen on (app_listen)
+        *app_listen.NEEDLES,
     )
     patterns: ClassVar[tuple[str, ...]] = (
-        netfilter.ACTIONS + KERNEL_ACTIONS + systemd_units.UNIT_ACTIONS
+        netfilter.ACTIONS + KERNEL_ACTIONS + systemd_units.UNIT_ACTIONS + (app_listen.ACTION,)
     )
     # event.dataset and extra keys of packet-log events from this parser.
     packet_dataset: ClassVar[str] = "netfilter.log"
@@ -295,7 +300,7 @@ class KernelParser(LineParser):
         if frame.program not in _LOG_TAGS:
             if frame.program in systemd_units.PROGRAMS:
                 return systemd_units.unit_event(frame, line, location, self.ctx.host_name)
-            return None
+            return app_listen.listen_event(frame, line, location, self.ctx.host_name)
         return self.kernel_event(frame, line, location)
 
     def kernel_event(self, frame: Frame, line: str, location: Location) -> Event | None:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from auditor.parsers import systemd_units
+from auditor.parsers import app_listen, systemd_units
 from auditor.parsers.base import ParseContext
 from auditor.parsers.kernel import KernelParser
 from auditor.parsers.syslog_frame import LEVELS, Frame, Framer, sniff_framing
@@ -43,9 +43,10 @@ class BareKernelParser(KernelParser):
 
     name: ClassVar[str] = "kernel-bare"
     description: ClassVar[str] = "kernel messages without time stamps (dmesg -t)"
-    # the ring buffer holds no systemd unit lines (they go to the journal)
+    # the ring buffer holds no systemd unit lines nor programs' own (they go to the journal)
     patterns: ClassVar[tuple[str, ...]] = tuple(
-        a for a in KernelParser.patterns if a not in systemd_units.UNIT_ACTIONS
+        a for a in KernelParser.patterns
+        if a not in systemd_units.UNIT_ACTIONS and a != app_listen.ACTION
     )
 
     def __init__(self, ctx: ParseContext, path: str = "-") -> None:

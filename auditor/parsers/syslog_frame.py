@@ -11,7 +11,8 @@ Recognised per line, by its first character (cheap), so mixed files work:
 * RFC 5424 ``<4>1 2026-11-24T10:00:01Z web1 kernel - - - msg``.
 * ``journalctl -o json``: one JSON object per line (``MESSAGE``,
   ``__REALTIME_TIMESTAMP``, ``_HOSTNAME``, ``SYSLOG_IDENTIFIER``, ``_PID``,
-  ``__CURSOR`` -> ``extra["journal_cursor"]``).
+  ``__CURSOR`` -> ``extra["journal_cursor"]``, a service's ``_SYSTEMD_UNIT`` ->
+  ``extra["systemd_unit"]``).
 * ``dmesg`` ``[ 1234.567890] msg`` (also ``dmesg -r``'s ``<4>[...]``): with
   ``ctx.boot_time`` the instant is boot time + seconds; without it the frame is
   *relative*: its time is the stand-in :data:`RELATIVE_EPOCH` (1970-01-01T00:00Z)
@@ -330,6 +331,9 @@ class Framer:
         cursor = obj.get("__CURSOR")
         if isinstance(cursor, str):
             extra["journal_cursor"] = cursor
+        unit = obj.get("_SYSTEMD_UNIT")
+        if isinstance(unit, str) and unit.endswith(".service"):
+            extra["systemd_unit"] = unit  # the service a program's line came from
         prio = obj.get("PRIORITY")
         level = _level(prio) if _small_int(prio, 3) is not None else None
         host = _journal_text(obj.get("_HOSTNAME")) or None
