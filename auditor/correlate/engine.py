@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auditor.correlate import fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
 from auditor.correlate.findings import build_finding, merge_findings
-from auditor.correlate.grouping import NETFILTER, UNCERTAIN, WINDOW, Aggregator, Group
+from auditor.correlate.grouping import (
+    DROPPED,
+    NETFILTER,
+    UNCERTAIN,
+    WINDOW,
+    Aggregator,
+    Group,
+)
 from auditor.correlate.pattern import pattern_facts
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.risks import notes_for
@@ -28,7 +36,7 @@ from auditor.limits.snapshot import HostState
 from auditor.models import Event, Finding
 
 MAX_TRACES = 200
-DROPPED = frozenset({"firewall-drop"})  # logged packets whose line says they were dropped
+DROPPED_MAX = 0.45  # the score of a finding whose packets were all dropped: low, no reset sent
 
 
 def correlate(
@@ -96,13 +104,16 @@ def correlate(
     timeline: dict[int, Counter[str]] = {}
     for group, ranked in results:
         best = ranked[0] if ranked else None
+        if best is not None and not group.resets and group.dropped:
+            # The rule that dropped the packets may be sure; as a cause of resets it is not.
+            best = replace(best, score=min(best.score, DROPPED_MAX))
         label = "unexplained"
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
             if group.synthetic == "query" and not group.resets:
                 # The engineer's report, explained by a cause that counters show: the resets
-                # are counted from those counters (no log line counted them).
-                # or, for a rule's cause, from the rule's counters.
+                # are counted from those counters (no log line counted them), or, for a
+                # rule's cause, from the rule's.
                 group.fixed_resets = (
                     _counted(best.cause, view) or _rule_counted(best.rule, moved) or None
                 )

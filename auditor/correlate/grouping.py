@@ -35,6 +35,8 @@ HOST_WIDE = vocabulary.actions_with(vocabulary.HOST_WIDE)
 # counts as a failure only when the trace shows the packet rejected or dropped.
 NETFILTER = vocabulary.actions_with(vocabulary.PACKET)
 UNCERTAIN = vocabulary.actions_with(vocabulary.UNCERTAIN)
+# Logged packets whose line says they were dropped: no reset, unless a trace says otherwise.
+DROPPED = vocabulary.actions_with(vocabulary.DROPPED)
 ZONE_LIMITED = vocabulary.actions_with(vocabulary.ZONE)  # nginx events that name a limit zone
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPHEMERAL = 32768  # start of Linux's default ip_local_port_range
