@@ -22,9 +22,10 @@ CONTEXT = "context"  # the host's state (a kill, a reload): feeds the context in
 HOST_WIDE = "host-wide"  # a kernel/host failure that is also context for other groups
 PACKET = "packet"  # a logged packet, traced through the firewall rules
 UNCERTAIN = "uncertain"  # a failure only when the trace shows the packet refused
+DROPPED = "dropped"  # the line says the packet was dropped: no reset, unless the trace says so
 ZONE = "zone"  # names an nginx limit zone (its use is read from the logs)
 LISTEN = "listen"  # a program announced the port it listens on (kept per program and port)
-ROLES = (FAILURE, CONTEXT, HOST_WIDE, PACKET, UNCERTAIN, ZONE, LISTEN)
+ROLES = (FAILURE, CONTEXT, HOST_WIDE, PACKET, UNCERTAIN, DROPPED, ZONE, LISTEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ def _actions(*rows: tuple[str, str, str]) -> Mapping[str, ActionSpec]:
 ACTIONS: Mapping[str, ActionSpec] = _actions(
     # kernel / netfilter
     ("firewall-reject", "failure packet", "a LOG/NFLOG rule logged a rejected packet"),
-    ("firewall-drop", "failure packet", "a LOG/NFLOG rule logged a dropped packet"),
+    ("firewall-drop", "failure packet dropped", "a LOG/NFLOG rule logged a dropped packet"),
     ("firewall-rate-limit", "failure packet", "a packet logged by a rate-limit rule"),
     ("firewall-log", "failure packet uncertain",
      "a packet logged by a LOG rule whose prefix names no verdict"),

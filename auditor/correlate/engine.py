@@ -19,7 +19,14 @@ from auditor.correlate import announced, fwlink
 from auditor.correlate.catalog import Catalog, Cause, load_default
 from auditor.correlate.disruption import context_groups
 from auditor.correlate.findings import build_finding, merge_findings
-from auditor.correlate.grouping import UNCERTAIN, WINDOW, Aggregator, Group
+from auditor.correlate.grouping import (
+    DROPPED,
+    NETFILTER,
+    UNCERTAIN,
+    WINDOW,
+    Aggregator,
+    Group,
+)
 from auditor.correlate.pattern import pattern_facts
 from auditor.correlate.report import Report, Unexplained
 from auditor.correlate.risks import notes_for
@@ -38,6 +45,7 @@ from auditor.limits.snapshot import HostState
 from auditor.models import Event, Finding
 
 MAX_TRACES = 200
+DROPPED_MAX = 0.45  # the score of a finding whose packets were all dropped: low, no reset sent
 
 
 def correlate(
@@ -71,8 +79,13 @@ def correlate(
             group.extra["service_ports"] = front
     facts = {id(g): GroupFacts(facts=pattern_facts(g) if g.upstream else set()) for g in groups}
     _trace_groups(groups, facts, rulesets)
-    # Logged packets of LOG rules that the rules let through are not failures.
-    groups = [g for g in groups if not set(g.counts) <= UNCERTAIN or facts[id(g)].traced]
+    # Logged packets of LOG rules that the rules let through are not failures; logged packets
+    # that were dropped got no reset: without a rule that dropped them, nothing to say.
+    groups = [
+        g for g in groups
+        if (not set(g.counts) <= UNCERTAIN or facts[id(g)].traced)
+        and (g.resets or facts[id(g)].traced)
+    ]
     query_group, query_facts = _query_group(groups, facts, query, rulesets, view, agg, now)
     if query_group is not None:
         groups.append(query_group)
@@ -82,7 +95,7 @@ def correlate(
         agg.context.listens, view, query.port, query_group, query_facts, agg.last
     )
     results: list[tuple[Group, list[Scored]]] = [
-        (g, rank(catalog.causes, g, agg.context, view, facts[id(g)])) for g in groups
+        (g, rank(_pool(catalog.causes, g), g, agg.context, view, facts[id(g)])) for g in groups
     ]
     winners = {r[0].cause.id for _, r in results if r and r[0].score >= MINIMUM}
     cited = {
@@ -101,10 +114,8 @@ def correlate(
         rulesets, cited, start, end, now, moved
     ) + said:
         group, gfacts, only = extra
-        pool = [c for c in catalog.causes if only is None or c.id == only]
-        if group.synthetic == "rule":  # a rule's counters speak of rule causes only
-            pool = [c for c in pool if any(s.kind == "rule" for s in c.evidence)]
-        elif group.synthetic == announced.SYNTHETIC:
+        pool = [c for c in _pool(catalog.causes, group) if only is None or c.id == only]
+        if group.synthetic == announced.SYNTHETIC:
             # facts of the host speak of the causes that name them, and only when that
             # cause's counters show the resets (a moved program alone is no incident)
             pool = [
@@ -127,14 +138,20 @@ def correlate(
     timeline: dict[int, Counter[str]] = {}
     for group, ranked in results:
         best = ranked[0] if ranked else None
+        if best is not None and not group.resets and group.dropped:
+            # The rule that dropped the packets may be sure; as a cause of resets it is not.
+            best = replace(best, score=min(best.score, DROPPED_MAX))
         label = "unexplained"
         if best is not None and best.score >= MINIMUM:
             gf = facts.get(id(group))
             if group.synthetic in ("query", announced.SYNTHETIC) and not group.resets:
                 # The engineer's report (or a group stated from host facts), explained by a
                 # cause that counters show: the resets are counted from those counters (no
-                # log line counted them), over their window.
+                # log line counted them), over their window; for a rule's cause, from the
+                # rule's counters.
                 _count_from_counters(group, best.cause, view)
+                if not group.fixed_resets:
+                    group.fixed_resets = _rule_counted(best.rule, moved) or None
                 start, end = _widen(start, group.first), _widen(end, group.last, later=True)
             front = tuple(group.extra.get("service_ports", ()))
             findings.append(
@@ -167,40 +184,71 @@ def correlate(
     )
 
 
+def _pool(causes: Sequence[Cause], group: Group) -> list[Cause]:
+    """The causes that may explain ``group``: a rule's counters, or packets that were all
+    dropped (no reset sent), speak of the rule that decided only."""
+    if group.synthetic == "rule" or (not group.resets and group.dropped):
+        return [c for c in causes if any(s.kind == "rule" for s in c.evidence)]
+    return list(causes)
+
+
 def _trace_groups(
     groups: list[Group], facts: dict[int, GroupFacts], rulesets: list[Ruleset]
 ) -> None:
-    if not rulesets:
-        return
+    """Trace each group's logged packets, and mark the actions whose packets were dropped.
+
+    A dropped packet gets no reset: its lines are not resets. The verdict is the trace's,
+    unless the line says "dropped" and no rule of the rule sets wrote it (its prefix is not
+    theirs): then the line's own word stands, and the trace, a path it did not take, is
+    not cited."""
     budget = MAX_TRACES
-    loggers = fwlink.invalid_loggers(rulesets)
+    invalid = fwlink.invalid_loggers(rulesets) if rulesets else {}
+    written = fwlink.log_prefixes(rulesets) if rulesets else {}
     for group in groups:
         seen: set[tuple[Any, ...]] = set()
         gfacts = facts[id(group)]
+        verdicts: dict[str, set[str]] = {}
         for event in group.packets:
-            if budget <= 0:
-                return
-            budget -= 1
-            logger = loggers.get((event.rule_name or "").strip())
-            if logger is not None:
-                # Logged by a rule on ctstate INVALID: conntrack did not know the packet.
-                gfacts.facts.add("logged-as-invalid")
-                loc = logger.location
-                gfacts.cited.setdefault("logged-as-invalid", (
-                    loc.path if loc else "rules", loc.line if loc else None,
-                    f"{fwlink.rule_where(logger)}: {logger.text} logged {event.rule_name!r}",
-                ))
-                traced = fwlink.trace(rulesets, fwlink.packet_from_event(event, "invalid"))
-            else:
-                traced = fwlink.trace(rulesets, fwlink.packet_from_event(event))
-                if traced is None and event.extra.get("tcp_flags") is not None:
-                    # A logged mid-stream packet that established state lets through: INVALID?
-                    traced = fwlink.trace(rulesets, fwlink.packet_from_event(event, "invalid"))
-                    if traced is not None:
-                        gfacts.facts.add("rejected-only-as-invalid")
+            traced = None
+            if rulesets and budget > 0:
+                budget -= 1
+                traced = _trace_event(event, rulesets, invalid, gfacts)
+            said_drop = event.action in DROPPED
+            if said_drop and traced is not None and traced.verdict != "drop" and (
+                (event.rule_name or "").strip() not in written
+            ):
+                traced = None
+            verdict = traced.verdict if traced else "drop" if said_drop else "accept"
+            verdicts.setdefault(event.action, set()).add(verdict)
             if traced is not None and fwlink.rule_key(traced.rule) not in seen:
                 seen.add(fwlink.rule_key(traced.rule))
                 gfacts.traced.append((traced, True))
+        group.silent = frozenset(
+            a for a in group.counts
+            if a in NETFILTER and verdicts.get(a, {"drop"} if a in DROPPED else set()) == {"drop"}
+        )
+
+
+def _trace_event(
+    event: Event, rulesets: list[Ruleset], invalid: dict[str, Any], gfacts: GroupFacts
+) -> fwlink.Traced | None:
+    logger = invalid.get((event.rule_name or "").strip())
+    if logger is not None:
+        # Logged by a rule on ctstate INVALID: conntrack did not know the packet.
+        gfacts.facts.add("logged-as-invalid")
+        loc = logger.location
+        gfacts.cited.setdefault("logged-as-invalid", (
+            loc.path if loc else "rules", loc.line if loc else None,
+            f"{fwlink.rule_where(logger)}: {logger.text} logged {event.rule_name!r}",
+        ))
+        return fwlink.trace(rulesets, fwlink.packet_from_event(event, "invalid"))
+    traced = fwlink.trace(rulesets, fwlink.packet_from_event(event))
+    if traced is None and event.extra.get("tcp_flags") is not None:
+        # A logged mid-stream packet that established state lets through: INVALID?
+        traced = fwlink.trace(rulesets, fwlink.packet_from_event(event, "invalid"))
+        if traced is not None:
+            gfacts.facts.add("rejected-only-as-invalid")
+    return traced
 
 
 def _query_group(
@@ -336,35 +384,60 @@ def _rule_groups(
     now: datetime | None,
     moved: Mapping[tuple[Any, ...], int] | None = None,
 ) -> list[tuple[Group, GroupFacts, str | None]]:
-    """Reset-capable rules whose counters moved but whose packets no log or query showed:
-    rules that reject themselves, and rate or connection limits that jump to a chain
-    that rejects (without a counter of its own there)."""
-    t1 = end or now or datetime.now(UTC)
-    how = "rule counters in the trace window" if moved is not None else "rule counters"
-    found: list[tuple[Any, fwlink.Traced]] = []
-    for rule in fwlink.reset_rules(rulesets):
-        text = rule.text or ""
-        if rule.target == "drop" and not any(
-            k in text for k in ("INVALID", "invalid", "connlimit", "ct count", "limit", "recent")
-        ):
-            continue  # a plain DROP (the "deny the rest" rule) silences, it does not reset
-        found.append((rule, fwlink.Traced(rule, rule.target or "drop", rule.reject_with, None,
-                                          True, how)))
-    for gate, last, cond in fwlink.gated_rejects(rulesets):
-        if fwlink.rule_key(last) not in cited:
-            found.append((gate, fwlink.Traced(gate, last.target or "drop", last.reject_with,
-                                              cond, False, how, last)))
+    """Reject rules whose counters moved but whose packets no log or query showed.
+
+    Each is cited as the trace of a new connection to its ports names it: a rate or
+    connection limit that jumps to a chain that rejects is the rule, the reject where it
+    leads. A rule that drops sends no reset and makes no group. A limit that counted
+    packets and jumps to a chain whose reject counts nothing itself (nft rules count only
+    with a ``counter``) is cited for that reject."""
     out: list[tuple[Group, GroupFacts, str | None]] = []
-    for rule, traced in found:
+    t1 = end or now or datetime.now(UTC)
+    in_window = moved is not None
+    how = "rule counters in the trace window" if in_window else "rule counters"
+    for rule in fwlink.reset_rules(rulesets):
         key = fwlink.rule_key(rule)
         if key in cited or (moved is not None and moved.get(key, 0) <= 0):
             continue
         packets = moved[key] if moved is not None else rule.packets or 0
-        group = Group(None, None, start or t1, t1, synthetic="rule", fixed_resets=packets)
-        for port in fwlink.rule_ports(rulesets, rule):  # its own, or those of its jumps
-            group.ports[port] += packets
-        out.append((group, GroupFacts(traced=[(traced, moved is not None)]), None))
+        ports, traced = fwlink.reached(rulesets, rule, how)
+        cited.update(fwlink.rule_key(r) for r in (traced.rule, traced.leads_to) if r)
+        out.append((_rule_group(start or t1, t1, packets, ports), GroupFacts(
+            traced=[(traced, in_window)]), None))
+    for gate, last, cond in fwlink.gated_rejects(rulesets):
+        key = fwlink.rule_key(gate)
+        if last.target != "reject":
+            continue  # a limit that leads to a drop sends no reset
+        if {key, fwlink.rule_key(last)} & cited or (moved is not None and moved.get(key, 0) <= 0):
+            continue
+        packets = moved[key] if moved is not None else gate.packets or 0
+        traced = fwlink.Traced(gate, last.target or "drop", last.reject_with, cond, False, how,
+                               last)
+        cited.update((key, fwlink.rule_key(last)))
+        ports = list(fwlink.rule_ports(rulesets, gate))
+        out.append((_rule_group(start or t1, t1, packets, ports), GroupFacts(
+            traced=[(traced, in_window)]), None))
     return out
+
+
+def _rule_counted(traced: fwlink.Traced | None, moved: Mapping[tuple[Any, ...], int] | None
+                  ) -> int:
+    """The packets the rule that answered counted: in the window when known, else in all.
+    A rule that drops sent no reset: none counted."""
+    if traced is None or traced.verdict == "drop":
+        return 0
+    # The reject counts its packets, or, when it has no counter (nft), the rule leading there.
+    rules = [r for r in (traced.leads_to, traced.rule) if r is not None]
+    if moved is not None:
+        return max((moved.get(fwlink.rule_key(r), 0) for r in rules), default=0)
+    return next((r.packets for r in rules if r.packets), 0)
+
+
+def _rule_group(start: datetime, end: datetime, packets: int, ports: Sequence[int]) -> Group:
+    group = Group(None, None, start, end, synthetic="rule", fixed_resets=packets)
+    for port in ports:
+        group.ports[port] += packets
+    return group
 
 
 def _unexplained(group: Group, best: Scored | None) -> Unexplained:

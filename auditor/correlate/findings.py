@@ -210,6 +210,8 @@ def build_finding(
         )
     )
     summary = f"{group.resets} resets ({what}): {cause.title}"
+    if not group.resets and group.dropped:
+        summary = f"{group.dropped} packets dropped, no reset sent ({what}): {cause.title}"
     if best.rule is not None:
         summary += f"; rule {fwlink.rule_where(best.rule.rule)}"
         if best.rule.leads_to is not None:
@@ -247,6 +249,8 @@ def build_finding(
         details["from"] = group.synthetic
     if "announced" in group.extra:
         details["announced"] = dict(group.extra["announced"])
+    if group.dropped:
+        details["dropped"] = group.dropped  # logged packets dropped: no reset sent for them
     if query:
         details["query"] = True
     evidence = list(best.evidence)
@@ -321,12 +325,29 @@ def merge_findings(findings: Sequence[Finding]) -> list[Finding]:
             summary=main.summary.replace(
                 f"{main.resets} resets", f"{have.resets + f.resets} resets", 1
             ),
-            details={**main.details, **({"clients": clients[:5]} if clients else {})},
+            details={
+                **main.details,
+                **({"clients": clients[:5]} if clients else {}),
+                **_dropped(have, f),
+            },
         )
-    # What the engineer asked about (--port/--client) first, then by score.
+    # What the engineer asked about (--port/--client) first, then by score; a finding whose
+    # packets were all dropped (no reset sent) never above one of resets.
     return sorted(
-        merged.values(), key=lambda f: (not f.details.get("query"), -f.score, -f.resets, f.cause)
+        merged.values(),
+        key=lambda f: (
+            not f.details.get("query"), _silent(f), -f.score, -f.resets, f.cause
+        ),
     )
+
+
+def _dropped(a: Finding, b: Finding) -> dict[str, int]:
+    n = int(a.details.get("dropped", 0)) + int(b.details.get("dropped", 0))
+    return {"dropped": n} if n else {}
+
+
+def _silent(f: Finding) -> bool:
+    return not f.resets and bool(f.details.get("dropped"))
 
 
 def _dedupe(items: tuple[Evidence, ...]) -> tuple[Evidence, ...]:

@@ -67,9 +67,13 @@ def packet_from_event(event: Event, ct_state: str | None = None) -> Packet | Non
 
 
 def packet_from_query(
-    port: int, client: str | None, local: str | None = None, state: str | None = None
+    port: int,
+    client: str | None,
+    local: str | None = None,
+    state: str | None = None,
+    family: int | None = None,
 ) -> Packet | None:
-    family = 6 if client and ":" in client else 4
+    family = family or (6 if client and ":" in client else 4)
     src = client or ("192.0.2.1" if family == 4 else "2001:db8::1")
     return _build(src=src, dst=local or LOOPBACK[family], proto="tcp", dport=port, ct_state=state)
 
@@ -173,6 +177,29 @@ def all_rules(rulesets: Iterable[Ruleset]) -> Iterator[RuleRef]:
 _PREFIX = re.compile(r'prefix\s+(?:\\?"((?:[^"\\]|\\.)*)\\?"|(\S+))')
 
 
+def _prefix_of(rule: RuleRef) -> str | None:
+    """The prefix a logging rule writes (stripped), or None."""
+    if "prefix" not in rule.text:
+        return None
+    m = _PREFIX.search(rule.text)
+    if m is None:
+        return None
+    return (m.group(1) if m.group(1) is not None else m.group(2)).strip()
+
+
+def log_prefixes(rulesets: Iterable[Ruleset]) -> dict[str, RuleRef]:
+    """Every rule that logs packets with a prefix (LOG, NFLOG, nft ``log prefix``), by prefix.
+
+    A logged line whose prefix is not here was written by a rule these rule sets do not
+    hold (changed since, or another host's): a trace through them is not its path."""
+    out: dict[str, RuleRef] = {}
+    for rule in all_rules(rulesets):
+        prefix = _prefix_of(rule)
+        if prefix is not None:
+            out.setdefault(prefix, rule)
+    return out
+
+
 def invalid_loggers(rulesets: Iterable[Ruleset]) -> dict[str, RuleRef]:
     """LOG/NFLOG rules on conntrack state INVALID, by the prefix they write (stripped).
 
@@ -180,19 +207,81 @@ def invalid_loggers(rulesets: Iterable[Ruleset]) -> dict[str, RuleRef]:
     """
     out: dict[str, RuleRef] = {}
     for rule in all_rules(rulesets):
-        if "prefix" not in rule.text or not _INVALID.search(rule.text):
-            continue
-        m = _PREFIX.search(rule.text)
-        if m is not None:
-            out.setdefault((m.group(1) if m.group(1) is not None else m.group(2)).strip(), rule)
+        prefix = _prefix_of(rule)
+        if prefix is not None and _INVALID.search(rule.text):
+            out.setdefault(prefix, rule)
     return out
 
 
 def reset_rules(rulesets: Iterable[Ruleset]) -> list[RuleRef]:
-    """Rules that reject or drop and have counted packets (candidates without logs)."""
-    return [
-        r for r in all_rules(rulesets) if r.target in ("reject", "drop") and (r.packets or 0) > 0
-    ]
+    """Rules that reject and have counted packets (candidates without logs).
+
+    A rule that drops sends no reset: its packets are never the resets of a finding."""
+    return [r for r in all_rules(rulesets) if r.target == "reject" and (r.packets or 0) > 0]
+
+
+MAX_PROBES = 4
+_PORTS = re.compile(r"(?:--dports?|\bdport)\s+(?:\{([^}]*)\}|([\d,:-]+))")
+_LIMITS = re.compile(r"connlimit|hashlimit|-m limit|recent|ct count|limit rate|meter ")
+
+
+def dports(text: str) -> list[int]:
+    """The destination ports a rule's text names (``--dport``, ``--dports``, nft ``dport``);
+    a range names too many to probe and is left out."""
+    out: list[int] = []
+    for m in _PORTS.finditer(text):
+        if text[max(0, m.start() - 2):m.start()].strip() == "!":
+            continue  # a negation names the ports that do not match
+        for part in re.split(r"[,\s]+", m.group(1) or m.group(2)):
+            if part.isdigit() and 0 < int(part) < 65536 and int(part) not in out:
+                out.append(int(part))
+    return out
+
+
+def _jumpers(rulesets: Sequence[Ruleset], rule: RuleRef) -> list[tuple[RuleRef, list[int]]]:
+    """Rules that send packets to ``rule``'s chain, with the ports for which they do."""
+    goes = re.compile(rf"(?:-j|-g|\bjump|\bgoto)\s+{re.escape(rule.chain)}(?![\w.-])")
+    vmap = re.compile(rf"(\d+)\s*:\s*(?:jump|goto)\s+{re.escape(rule.chain)}(?![\w.-])")
+    out = []
+    for ruleset in rulesets:
+        if ruleset.backend != rule.backend:
+            continue
+        for other in ruleset.rules():
+            same = (other.family, other.table) == (rule.family, rule.table)
+            if not same or other.chain == rule.chain:
+                continue
+            keys = [int(k) for k in vmap.findall(other.text)]
+            if keys:
+                out.append((other, keys))
+            elif goes.search(other.text):
+                out.append((other, dports(other.text)))
+    return out
+
+
+def reached(rulesets: Sequence[Ruleset], rule: RuleRef, how: str) -> tuple[list[int], Traced]:
+    """The ports whose packets reach reject ``rule``, and the trace to cite for it.
+
+    The ports are the rule's own, else those of the rules that jump (or map) to its chain.
+    A new connection to each is traced: when a conditional rule (a rate or connection
+    limit) decides, that rule is cited with ``rule`` as the one it leads to. ``how`` says
+    where the packets were counted."""
+    plain = Traced(rule, rule.target or "reject", rule.reject_with, None, True, how)
+    ports = dports(rule.text)
+    gates = [] if ports else _jumpers(rulesets, rule)
+    for _gate, gate_ports in gates:
+        ports.extend(p for p in gate_ports if p not in ports)
+    key = rule_key(rule)
+    family = 6 if rule.family == "ip6" else 4
+    for port in ports[:MAX_PROBES]:
+        found = trace(rulesets, packet_from_query(port, None, family=family))
+        if found is not None and key in (rule_key(found.rule),
+                                         found.leads_to and rule_key(found.leads_to)):
+            return ports, Traced(found.rule, found.verdict, found.reject_with, found.condition,
+                                 found.certain, how, found.leads_to)
+    limits = [g for g, _ in gates if _LIMITS.search(g.text)]
+    if len(gates) == 1 and limits:  # the one way in is a limit: it decides, not the reject
+        return ports, Traced(limits[0], plain.verdict, rule.reject_with, None, False, how, rule)
+    return ports, plain
 
 
 # A rate or connection limit in a rule's text (iptables options or nftables statements).

@@ -35,6 +35,8 @@ HOST_WIDE = vocabulary.actions_with(vocabulary.HOST_WIDE)
 # counts as a failure only when the trace shows the packet rejected or dropped.
 NETFILTER = vocabulary.actions_with(vocabulary.PACKET)
 UNCERTAIN = vocabulary.actions_with(vocabulary.UNCERTAIN)
+# Logged packets whose line says they were dropped: no reset, unless a trace says otherwise.
+DROPPED = vocabulary.actions_with(vocabulary.DROPPED)
 ZONE_LIMITED = vocabulary.actions_with(vocabulary.ZONE)  # nginx events that name a limit zone
 LISTENS = vocabulary.actions_with(vocabulary.LISTEN)  # a program says where it listens
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -65,13 +67,17 @@ class Group:
     counts: Counter[str] = field(default_factory=Counter)
     without_syn: Counter[str] = field(default_factory=Counter)
     datasets: Counter[str] = field(default_factory=Counter)
-    minutes: Counter[tuple[int, str]] = field(default_factory=Counter)  # (minute, dataset)
+    by_dataset: Counter[tuple[str, str]] = field(default_factory=Counter)  # (dataset, action)
+    minutes: Counter[tuple[int, str, str]] = field(default_factory=Counter)  # (minute, ds, act)
     clients: Counter[str] = field(default_factory=Counter)
     ports: Counter[int] = field(default_factory=Counter)
     samples: dict[str, list[Event]] = field(default_factory=dict)
     packets: list[Event] = field(default_factory=list)
     synthetic: str = ""  # "", "query", "counter:<cause>", "rule"
     fixed_resets: int | None = None  # resets of a synthetic group
+    # Actions whose logged packets were dropped (the engine's trace, or the prefix): no reset
+    # was sent for them, so they are not counted as resets.
+    silent: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict)
     _packet_keys: set[tuple[Any, ...]] = field(default_factory=set, repr=False)
 
@@ -84,7 +90,8 @@ class Group:
         self.last = max(self.last, cell[2])
         self.counts[action] += n
         self.datasets[dataset] += n
-        self.minutes[(minute, dataset)] += n
+        self.by_dataset[(dataset, action)] += n
+        self.minutes[(minute, dataset, action)] += n
         if cell[3]:
             self.without_syn[action] += cell[3]
         if dport is not None and (dport in self.ports or len(self.ports) < MAX_PORTS):
@@ -116,6 +123,7 @@ class Group:
         self.counts.update(other.counts)
         self.without_syn.update(other.without_syn)
         self.datasets.update(other.datasets)
+        self.by_dataset.update(other.by_dataset)
         self.minutes.update(other.minutes)
         for client, n in other.clients.items():
             if client in self.clients or len(self.clients) < MAX_CLIENTS:
@@ -134,15 +142,32 @@ class Group:
 
     @property
     def resets(self) -> int:
-        """Failures in the group; one failure seen in two logs (error + access) counts once."""
+        """Failures in the group; one failure seen in two logs (error + access) counts once.
+
+        Packets that were dropped (:attr:`silent`) got no reset and are not counted."""
         if self.fixed_resets is not None:
             return self.fixed_resets
-        return max(self.datasets.values(), default=0)
+        if not self.silent:
+            return max(self.datasets.values(), default=0)
+        per: Counter[str] = Counter()
+        for (dataset, action), n in self.by_dataset.items():
+            if action not in self.silent:
+                per[dataset] += n
+        return max(per.values(), default=0)
+
+    @property
+    def dropped(self) -> int:
+        """Logged packets of the group that were dropped: no reset was sent for them."""
+        return self.count(self.silent)
 
     def per_minute(self) -> dict[int, int]:
         """Failures per minute, each failure once (the largest count of any one dataset)."""
+        per: Counter[tuple[int, str]] = Counter()
+        for (minute, dataset, action), n in self.minutes.items():
+            if action not in self.silent:
+                per[(minute, dataset)] += n
         out: dict[int, int] = {}
-        for (minute, _dataset), n in self.minutes.items():
+        for (minute, _dataset), n in per.items():
             out[minute] = max(out.get(minute, 0), n)
         return out
 

@@ -129,6 +129,8 @@ def make_rulesets(case: dict[str, Any]) -> list[Any]:
     out = []
     if "iptables" in case:
         out.append(firewall.read_text(case["iptables"], "case.rules"))
+    if "nft" in case:  # `nft -j list ruleset` JSON
+        out.append(firewall.read_text(case["nft"], "case.nft.json"))
     return out
 
 

@@ -36,7 +36,15 @@ def test_case(cause: str, case: dict[str, Any]) -> None:
             assert top.resets == expect["resets"], top.summary
         for text in expect.get("remedy_contains", []):
             assert text in top.remedy, top.remedy
+        if "resets" in expect:
+            assert top.resets == expect["resets"], top.summary
         assert top.evidence, "a finding without evidence"
+    if "order" in expect:  # these causes, in this order (others may come between)
+        assert [c for c in found if c in expect["order"]] == expect["order"], found
+    for cause_id, n in expect.get("resets_of", {}).items():
+        assert [f.resets for f in report.findings if f.cause == cause_id] == [n], found
+    if "total" in expect:
+        assert report.total == expect["total"], report.total
     if "absent" in expect:
         assert expect["absent"] not in found, f"{expect['absent']} reported: {report.findings}"
     if "not_high" in expect:

@@ -50,6 +50,7 @@ def test_roles_drive_grouping() -> None:
     assert "oom-kill" in grouping.CONTEXT_ONLY and "oom-kill" not in grouping.HOST_WIDE
     assert "syn-flood" in grouping.HOST_WIDE
     assert {"firewall-log"} == grouping.UNCERTAIN
+    assert {"firewall-drop"} == grouping.DROPPED
     assert {"limit-conn", "limit-req"} == grouping.ZONE_LIMITED
     for spec in vocabulary.ACTIONS.values():
         assert spec.roles and spec.roles <= set(vocabulary.ROLES), spec
