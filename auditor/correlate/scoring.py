@@ -100,16 +100,25 @@ def score_cause(
     remaining = 1.0
     anchored = False
     out = Scored(cause, 0.0, [])
+    # The host's counters and limits are the same for every group: for a group with failures
+    # of its own they count less for a cause that speaks about none of them.
+    host_scale = 0.5 + 0.5 * share
     for spec in cause.evidence:
-        weight = match_spec(spec, group, ctx, state, facts, share, out)
-        if weight <= 0:
-            continue
-        remaining *= 1.0 - min(weight, 0.99)
-        # Host-wide counters and limits anchor only groups that have no events of their own:
-        # a burst of logged failures needs a cause that speaks about those failures.
         host_wide = spec.kind in ("counter", "limit") or (
             spec.kind == "fact" and not any(FACTS[n].group for n in spec.strings("names"))
         )
+        cited = len(out.evidence)
+        weight = match_spec(spec, group, ctx, state, facts, share, out)
+        if weight <= 0:
+            continue
+        if host_wide and host_scale < 1.0:
+            weight *= host_scale
+            out.evidence[cited:] = [
+                replace(e, weight=round(e.weight * host_scale, 3)) for e in out.evidence[cited:]
+            ]
+        remaining *= 1.0 - min(weight, 0.99)
+        # Host-wide counters and limits anchor only groups that have no events of their own:
+        # a burst of logged failures needs a cause that speaks about those failures.
         anchored = anchored or (spec.anchor and (bool(group.synthetic) or not host_wide))
     out.score = round(1.0 - remaining, 3) if anchored else 0.0
     out.evidence.sort(key=lambda e: -e.weight)

@@ -43,6 +43,8 @@ def test_case(cause: str, case: dict[str, Any]) -> None:
         assert [c for c in found if c in expect["order"]] == expect["order"], found
     for cause_id, n in expect.get("resets_of", {}).items():
         assert [f.resets for f in report.findings if f.cause == cause_id] == [n], found
+    for cause_id, ports in expect.get("ports_of", {}).items():
+        assert [list(f.ports) for f in report.findings if f.cause == cause_id] == [ports], found
     if "total" in expect:
         assert report.total == expect["total"], report.total
     if "absent" in expect:
