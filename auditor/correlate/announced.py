@@ -51,9 +51,9 @@ def unheld(listens: Mapping[tuple[str, int], Event], view: HostState) -> list[Un
         if port in held:
             continue
         later = [
-            (e.timestamp, p, e)
+            (_when(e), p, e)
             for (other, p), e in listens.items()
-            if other == program and p in held and e.timestamp > said.timestamp
+            if other == program and p in held and _later(e, said)
         ]
         if later:
             _, moved_to, moved = max(later, key=lambda x: (x[0], x[1]))
@@ -61,6 +61,19 @@ def unheld(listens: Mapping[tuple[str, int], Event], view: HostState) -> list[Un
         else:
             out.append(Unheld(port, program, said))
     return out
+
+
+def _when(said: Event) -> tuple[datetime, int]:
+    return said.timestamp, said.location.line or 0
+
+
+def _later(one: Event, other: Event) -> bool:
+    """``one`` was written after ``other``: syslog stamps whole seconds, so a program that
+    restarts on another port within one second is ordered by its lines in the same file."""
+    if one.timestamp != other.timestamp:
+        return one.timestamp > other.timestamp
+    same = one.location.path == other.location.path
+    return same and (one.location.line or 0) > (other.location.line or 0)
 
 
 def state_facts(found: Unheld, facts: GroupFacts, group: Group) -> None:

@@ -77,6 +77,24 @@ def test_blind_finds_the_port_the_program_left(tmp_path: Path) -> None:
     assert ("syslog", 3) in cited and ("syslog", 9) in cited  # where it said 8080, then 8081
 
 
+def test_a_move_within_one_second_is_ordered_by_its_lines(tmp_path: Path) -> None:
+    """syslog stamps whole seconds: a restart onto another port in the same second as the
+    first announcement is a move, told by the order of the lines."""
+    quick = [
+        "Nov 24 10:00:21 web1 systemd[1]: Started orders-api.service - Orders API.",
+        "Nov 24 10:00:21 web1 orders-api[4242]: Listening on http://0.0.0.0:8080",
+        "Nov 24 10:00:21 web1 systemd[1]: Stopped orders-api.service - Orders API.",
+        "Nov 24 10:00:21 web1 systemd[1]: Started orders-api.service - Orders API.",
+        "Nov 24 10:00:21 web1 orders-api[4300]: Listening on http://0.0.0.0:8081",
+    ]
+    found = no_listener(diagnose(str(capture(tmp_path, quick)), tz=UTC))
+    assert [f.ports for f in found] == [(8080,)]
+    # the reverse order is no move: 8081 was said first, and it is held
+    (tmp_path / "syslog").write_text("\n".join([quick[0], quick[4], quick[2], quick[3],
+                                                quick[1]]) + "\n")
+    assert not no_listener(diagnose(str(tmp_path), tz=UTC))
+
+
 def test_with_port_the_resets_come_from_the_counters(tmp_path: Path) -> None:
     report = diagnose(str(capture(tmp_path, [*DEPLOY, MOVED])), Query(port=8080), tz=UTC)
     found = report.findings[0]

@@ -25,10 +25,7 @@ REASON = lab_available()
 
 # Tuning cases diagnose gets wrong today, by class of failure. strict: a fix turns the
 # test red until its entry is removed, so the list cannot go stale.
-GAPS: dict[str, str] = {
-    "moved-1": "wrong cause (blind): a noise netfilter DROP line read as a connection limit, "
-               "no-listener not found without --port; window at analysis time (class 7)",
-}
+GAPS: dict[str, str] = {}
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
 
