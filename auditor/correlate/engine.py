@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from auditor.correlate import announced, fwlink
+from auditor.correlate import announced, fwlink, unlogged
 from auditor.correlate.catalog import Catalog, Cause, load_default
 from auditor.correlate.disruption import context_groups
 from auditor.correlate.findings import build_finding, merge_findings
@@ -108,9 +108,9 @@ def correlate(
     # Counters a winner already cites as its evidence are not a second cause's own resets.
     cited_counters = {n for _, r in results if r and r[0].score >= MINIMUM for n in r[0].counters}
     start, end = agg.first or (query_group.first if query_group else None), agg.last
-    for extra in _counter_groups(
+    for extra in unlogged.counter_groups(
         catalog, view, winners, start, end, now, cited_counters
-    ) + _rule_groups(
+    ) + unlogged.rule_groups(
         rulesets, cited, start, end, now, moved
     ) + said:
         group, gfacts, only = extra
@@ -120,7 +120,7 @@ def correlate(
             # cause's counters show the resets (a moved program alone is no incident)
             pool = [
                 c for c in pool
-                if _names_facts(c, gfacts.facts) and _counted(c, view, counts=True)
+                if _names_facts(c, gfacts.facts) and unlogged.counted(c, view, counts=True)
             ]
         results.append((group, rank(pool, group, agg.context, view, gfacts)))
     named = {r[0].cause.id for _, r in results if r and r[0].score >= MINIMUM}
@@ -149,9 +149,9 @@ def correlate(
                 # cause that counters show: the resets are counted from those counters (no
                 # log line counted them), over their window; for a rule's cause, from the
                 # rule's counters.
-                _count_from_counters(group, best.cause, view)
+                unlogged.count_from_counters(group, best.cause, view)
                 if not group.fixed_resets:
-                    group.fixed_resets = _rule_counted(best.rule, moved) or None
+                    group.fixed_resets = unlogged.rule_counted(best.rule, moved) or None
                 start, end = _widen(start, group.first), _widen(end, group.last, later=True)
             front = tuple(group.extra.get("service_ports", ()))
             findings.append(
@@ -163,7 +163,7 @@ def correlate(
         for minute, n in group.per_minute().items():
             timeline.setdefault(minute, Counter())[label] += n
     by_id = causes_by_id(catalog)
-    merged = [_with_counted(f, by_id.get(f.cause), view) for f in merge_findings(findings)]
+    merged = [unlogged.with_counted(f, by_id.get(f.cause), view) for f in merge_findings(findings)]
     total = sum(g.resets for g, _ in results)
     explained = sum(f.resets for f in merged)
     return Report(
@@ -289,83 +289,6 @@ def _query_group(
     return group, gf
 
 
-def _counter_groups(
-    catalog: Catalog,
-    view: HostState,
-    winners: set[str],
-    start: datetime | None,
-    end: datetime | None,
-    now: datetime | None,
-    cited: Iterable[str] = (),
-) -> list[tuple[Group, GroupFacts, str | None]]:
-    """Resets only kernel counters show (no log line): one group per cause they anchor.
-
-    Totals since boot say nothing about the incident window: they only become notes.
-    Counters that a winning cause already cites (``cited``) are that cause's evidence."""
-    out: list[tuple[Group, GroupFacts, str | None]] = []
-    if view.since_boot:
-        return out
-    for cause in catalog.causes:
-        if cause.role != "cause" or cause.id in winners:
-            continue
-        moved = _counted(cause, view, cited)
-        if not moved:
-            continue
-        # The counters' own window when the snapshots say when they were read.
-        t1 = view.window_end or end or now or datetime.now(UTC)
-        t0 = view.window_start or start or t1
-        group = Group(
-            None,
-            None,
-            t0,
-            t1,
-            synthetic=f"counter:{cause.id}",
-            fixed_resets=moved,
-        )
-        out.append((group, GroupFacts(), cause.id))
-    return out
-
-
-def _counted(
-    cause: Cause, view: HostState, cited: Iterable[str] = (), counts: bool = False
-) -> int:
-    """The largest window delta of the counters ``cause`` anchors on (0: none moved),
-    leaving out those in ``cited``; with ``counts``, also of those that count its resets
-    (``counts: true``), if not anchors."""
-    skip = set(cited)
-    counting = counts and not view.since_boot  # a total since boot counts no incident
-    hits = [
-        v
-        for spec in cause.evidence
-        if spec.kind == "counter" and (spec.anchor or (counting and spec.params.get("counts")))
-        for name, v in view.counter_hits(spec.strings("names"))
-        if name not in skip
-    ]
-    return max(hits, default=0)
-
-
-def _with_counted(finding: Finding, cause: Cause | None, view: HostState) -> Finding:
-    """A finding whose logs show fewer resets than its cause's counters moved over the
-    window (the kernel logs one "SYN flooding" line per burst, not one per reset)."""
-    if cause is None or view.since_boot:
-        return finding
-    counted = _counted(cause, view)
-    if counted <= finding.resets:
-        return finding
-    return replace(
-        finding,
-        resets=counted,
-        summary=finding.summary.replace(f"{finding.resets} resets", f"{counted} resets", 1),
-    )
-
-
-def _count_from_counters(group: Group, cause: Cause, view: HostState) -> None:
-    """The group's resets from the counters of ``cause``; its time span is then theirs."""
-    group.fixed_resets = _counted(cause, view, counts=True) or None
-    if group.fixed_resets and view.window_start is not None and view.window_end is not None:
-        group.first, group.last = view.window_start, view.window_end
-
-
 def _names_facts(cause: Cause, facts: set[str]) -> bool:
     return any(s.kind == "fact" and facts & set(s.strings("names")) for s in cause.evidence)
 
@@ -374,70 +297,6 @@ def _widen(edge: datetime | None, ts: datetime, later: bool = False) -> datetime
     if edge is None:
         return ts
     return max(edge, ts) if later else min(edge, ts)
-
-
-def _rule_groups(
-    rulesets: list[Ruleset],
-    cited: set[tuple[Any, ...]],
-    start: datetime | None,
-    end: datetime | None,
-    now: datetime | None,
-    moved: Mapping[tuple[Any, ...], int] | None = None,
-) -> list[tuple[Group, GroupFacts, str | None]]:
-    """Reject rules whose counters moved but whose packets no log or query showed.
-
-    Each is cited as the trace of a new connection to its ports names it: a rate or
-    connection limit that jumps to a chain that rejects is the rule, the reject where it
-    leads. A rule that drops sends no reset and makes no group. A limit that counted
-    packets and jumps to a chain whose reject counts nothing itself (nft rules count only
-    with a ``counter``) is cited for that reject."""
-    out: list[tuple[Group, GroupFacts, str | None]] = []
-    t1 = end or now or datetime.now(UTC)
-    in_window = moved is not None
-    how = "rule counters in the trace window" if in_window else "rule counters"
-    for rule in fwlink.reset_rules(rulesets):
-        key = fwlink.rule_key(rule)
-        if key in cited or (moved is not None and moved.get(key, 0) <= 0):
-            continue
-        packets = moved[key] if moved is not None else rule.packets or 0
-        ports, traced = fwlink.reached(rulesets, rule, how)
-        cited.update(fwlink.rule_key(r) for r in (traced.rule, traced.leads_to) if r)
-        out.append((_rule_group(start or t1, t1, packets, ports), GroupFacts(
-            traced=[(traced, in_window)]), None))
-    for gate, last, cond in fwlink.gated_rejects(rulesets):
-        key = fwlink.rule_key(gate)
-        if last.target != "reject":
-            continue  # a limit that leads to a drop sends no reset
-        if {key, fwlink.rule_key(last)} & cited or (moved is not None and moved.get(key, 0) <= 0):
-            continue
-        packets = moved[key] if moved is not None else gate.packets or 0
-        traced = fwlink.Traced(gate, last.target or "drop", last.reject_with, cond, False, how,
-                               last)
-        cited.update((key, fwlink.rule_key(last)))
-        ports = list(fwlink.rule_ports(rulesets, gate))
-        out.append((_rule_group(start or t1, t1, packets, ports), GroupFacts(
-            traced=[(traced, in_window)]), None))
-    return out
-
-
-def _rule_counted(traced: fwlink.Traced | None, moved: Mapping[tuple[Any, ...], int] | None
-                  ) -> int:
-    """The packets the rule that answered counted: in the window when known, else in all.
-    A rule that drops sent no reset: none counted."""
-    if traced is None or traced.verdict == "drop":
-        return 0
-    # The reject counts its packets, or, when it has no counter (nft), the rule leading there.
-    rules = [r for r in (traced.leads_to, traced.rule) if r is not None]
-    if moved is not None:
-        return max((moved.get(fwlink.rule_key(r), 0) for r in rules), default=0)
-    return next((r.packets for r in rules if r.packets), 0)
-
-
-def _rule_group(start: datetime, end: datetime, packets: int, ports: Sequence[int]) -> Group:
-    group = Group(None, None, start, end, synthetic="rule", fixed_resets=packets)
-    for port in ports:
-        group.ports[port] += packets
-    return group
 
 
 def _unexplained(group: Group, best: Scored | None) -> Unexplained:
