@@ -36,7 +36,10 @@ HELD_OUT: dict[str, tuple[int, ...]] = {fam: (201, 202, 203) for fam in FAMILIES
 # the engine improves; it is never lowered to let a change through. Raised to 50% after the
 # engine fixes of classes 2, 3, 4, 5 and 6 (made and checked on tuning seeds only) measured
 # 61.4% held-out (27 of 44), rounded down for what a shared host leaks into a capture.
-FLOOR = 0.50
+# A new range (201-203) was drawn before the third session's changes, which were made and
+# checked on tuning seeds 1-6 only; main then measured 98.5% (66 of 67) and 100% (67 of 67)
+# on it. Raised to 90%, the accuracy the diagnosis must hold on incidents it was not tuned on.
+FLOOR = 0.90
 
 
 def cases(split: dict[str, tuple[int, ...]]) -> list[str]:
