@@ -254,7 +254,7 @@ def _jumpers(rulesets: Sequence[Ruleset], rule: RuleRef) -> list[tuple[RuleRef, 
             if keys:
                 out.append((other, keys))
             elif goes.search(other.text):
-                out.append((other, dports(other.text)))
+                out.append((other, list(_ports_of(other))))
     return out
 
 
@@ -266,10 +266,8 @@ def reached(rulesets: Sequence[Ruleset], rule: RuleRef, how: str) -> tuple[list[
     limit) decides, that rule is cited with ``rule`` as the one it leads to. ``how`` says
     where the packets were counted."""
     plain = Traced(rule, rule.target or "reject", rule.reject_with, None, True, how)
-    ports = dports(rule.text)
-    gates = [] if ports else _jumpers(rulesets, rule)
-    for _gate, gate_ports in gates:
-        ports.extend(p for p in gate_ports if p not in ports)
+    ports = list(rule_ports(rulesets, rule))
+    gates = [] if _ports_of(rule) else _jumpers(rulesets, rule)
     key = rule_key(rule)
     family = 6 if rule.family == "ip6" else 4
     for port in ports[:MAX_PROBES]:
@@ -311,10 +309,6 @@ def gated_rejects(rulesets: Sequence[Ruleset]) -> list[tuple[RuleRef, RuleRef, s
     return out
 
 
-_DPORT = re.compile(r"(?:--dport|\bdport)\s+(\d{1,5})\b")
-_VMAP_TO = r"(\d{{1,5}}) : (?:jump|goto) {chain}\b"
-
-
 def rule_ports(rulesets: Sequence[Ruleset], rule: RuleRef) -> tuple[int, ...]:
     """The destination ports ``rule`` stops: those it names itself, else those of the rules
     that jump to its chain (``tcp dport 443 jump web_in``, ``-p tcp --dport 443 -j web-in``,
@@ -322,24 +316,13 @@ def rule_ports(rulesets: Sequence[Ruleset], rule: RuleRef) -> tuple[int, ...]:
     own = _ports_of(rule)
     if own:
         return own
-    vmap = re.compile(_VMAP_TO.format(chain=re.escape(rule.chain)))
-    found: set[int] = set()
-    for other in all_rules(rulesets):
-        if (other.backend, other.family, other.table) != (rule.backend, rule.family, rule.table):
-            continue
-        if other.target in ("jump", "goto") or other.target == rule.chain.lower():
-            if _jump_target(other) == rule.chain:
-                found.update(_ports_of(other))
-        elif other.target == "vmap":
-            found.update(int(p) for p in vmap.findall(other.text))
+    found = {p for _, ports in _jumpers(rulesets, rule) for p in ports}
     return tuple(sorted(p for p in found if 0 < p < 65536))
 
 
 def _ports_of(rule: RuleRef) -> tuple[int, ...]:
-    if rule.dports:  # a reader that knows them (nft: a constant or a port set)
-        return rule.dports
-    m = _DPORT.search(rule.text or "")
-    return (int(m.group(1)),) if m and 0 < int(m.group(1)) < 65536 else ()
+    """The ports a reader knows (nft: a constant or a port set), else those of its text."""
+    return tuple(rule.dports) if rule.dports else tuple(dports(rule.text or ""))
 
 
 def rule_key(rule: RuleRef) -> tuple[Any, ...]:
