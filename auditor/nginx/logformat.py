@@ -19,7 +19,7 @@ from typing import Any
 from auditor.nginx.model import COMBINED
 
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-_LIST = r"(?:-|[^\s,]+(?:(?:, | : )[^\s,]+)*)"
+_LIST = r"(?:-|[^\s,]+(?:(?:, | : )[^\s,]+)*)?"  # empty: a state without a peer
 _NUM = r"(?:-|\d+)"
 _FLOAT = r"(?:-|\d+(?:\.\d+)?)"
 _SPECIFIC = {

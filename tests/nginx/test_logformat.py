@@ -37,6 +37,22 @@ def test_lists_and_adjacent_free_text() -> None:
     assert got["upstream_addr"] == "192.0.2.5:80, 192.0.2.6:80"
 
 
+def test_an_upstream_state_without_a_peer_is_empty() -> None:
+    """A request that failed before nginx chose a peer (socket() failed with EMFILE) has an
+    upstream state without an address: nginx writes $upstream_addr as nothing, not "-"."""
+    fmt = '$remote_addr - [$time_local] "$request" $status $body_bytes_sent ' \
+          'rt=$request_time ua="$upstream_addr" us="$upstream_status"'
+    line = '192.0.2.2 - [07/Dec/2026:12:41:27 +0000] "GET / HTTP/1.1" 500 177 rt=0.000 ua="" us="-"'
+    got = compile_format(fmt).match(line)
+    assert got is not None and got["upstream_addr"] == "" and got["status"] == "500"
+    parser = NginxAccessParser(ParseContext(options={"log_format": fmt}), "access.log")
+    event = parser.parse(line.replace(" 500 ", " 502 "), Location("access.log", 1))
+    assert event is not None and event.action == "http-bad-gateway"
+    assert "upstream_addr" not in (event.extra or {})
+    bare = compile_format("$remote_addr $upstream_addr $status")  # unquoted: two spaces
+    assert (bare.match("192.0.2.2  500") or {}).get("status") == "500"
+
+
 def test_json_needles_and_fallback() -> None:
     fmt = compile_format('{"s":"$status","u":"$upstream_addr"}', "json")
     assert fmt.is_json and b'{"s":"502","u' in fmt.needles
