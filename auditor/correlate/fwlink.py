@@ -221,8 +221,13 @@ def reset_rules(rulesets: Iterable[Ruleset]) -> list[RuleRef]:
 
 
 MAX_PROBES = 4
+# A rate or connection limit in a rule's text (iptables options or nftables statements).
+_LIMIT = re.compile(
+    r"-m (?:hashlimit|connlimit|limit|recent)\b.*?(?= -[mjg] |$)"
+    r"|\blimit rate .*?(?= counter\b| jump\b| goto\b| log\b| accept\b| drop\b|$)"
+    r"|\bct count (?:over )?\d+|\b(?:add|update) @\S+ \{[^}]*\}|\bmeter \S+ .*?\}"
+)
 _PORTS = re.compile(r"(?:--dports?|\bdport)\s+(?:\{([^}]*)\}|([\d,:-]+))")
-_LIMITS = re.compile(r"connlimit|hashlimit|-m limit|recent|ct count|limit rate|meter ")
 
 
 def dports(text: str) -> list[int]:
@@ -276,25 +281,19 @@ def reached(rulesets: Sequence[Ruleset], rule: RuleRef, how: str) -> tuple[list[
                                          found.leads_to and rule_key(found.leads_to)):
             return ports, Traced(found.rule, found.verdict, found.reject_with, found.condition,
                                  found.certain, how, found.leads_to)
-    limits = [g for g, _ in gates if _LIMITS.search(g.text)]
-    if len(gates) == 1 and limits:  # the one way in is a limit: it decides, not the reject
-        return ports, Traced(limits[0], plain.verdict, rule.reject_with, None, False, how, rule)
+    cond = _LIMIT.search(gates[0][0].text) if len(gates) == 1 else None
+    if cond is not None:  # the one way in is a limit: it decides, not the reject
+        return ports, Traced(gates[0][0], plain.verdict, rule.reject_with, cond.group(0).strip(),
+                             False, how, rule)
     return ports, plain
-
-
-# A rate or connection limit in a rule's text (iptables options or nftables statements).
-_LIMIT = re.compile(
-    r"-m (?:hashlimit|connlimit|limit|recent)\b.*?(?= -[mjg] |$)"
-    r"|\blimit rate .*?(?= counter\b| jump\b| goto\b| log\b| accept\b| drop\b|$)"
-    r"|\bct count (?:over )?\d+|\b(?:add|update) @\S+ \{[^}]*\}|\bmeter \S+ .*?\}"
-)
 
 
 def gated_rejects(rulesets: Sequence[Ruleset]) -> list[tuple[RuleRef, RuleRef, str]]:
     """(gate, end, condition) for conditional jumps without logs: a rate or connection
-    limit whose rule counted packets and jumps to a chain whose ending rule rejects or
-    drops them without a counter of its own (``limit rate over 5/second counter jump
-    over_limit`` -> ``reject with tcp reset``, as firewalld-shaped nftables rules write it)."""
+    limit whose rule counted packets and jumps to a chain whose ending rule rejects them
+    without a counter of its own (``limit rate over 5/second counter jump over_limit`` ->
+    ``reject with tcp reset``, as firewalld-shaped nftables rules write it). A limit that
+    leads to a drop sends no reset and is not listed."""
     out: list[tuple[RuleRef, RuleRef, str]] = []
     for gate in all_rules(rulesets):
         if gate.target not in ("jump", "goto") or not (gate.packets or 0) > 0:
@@ -304,7 +303,7 @@ def gated_rejects(rulesets: Sequence[Ruleset]) -> list[tuple[RuleRef, RuleRef, s
         if cond is None or chain is None:
             continue
         end = _terminal_in(rulesets, gate, chain)
-        if end is not None and end.target in ("reject", "drop") and not (end.packets or 0) > 0:
+        if end is not None and end.target == "reject" and not (end.packets or 0) > 0:
             out.append((gate, end, cond.group(0).strip()))
     return out
 

@@ -67,7 +67,6 @@ class Group:
     counts: Counter[str] = field(default_factory=Counter)
     without_syn: Counter[str] = field(default_factory=Counter)
     datasets: Counter[str] = field(default_factory=Counter)
-    by_dataset: Counter[tuple[str, str]] = field(default_factory=Counter)  # (dataset, action)
     minutes: Counter[tuple[int, str, str]] = field(default_factory=Counter)  # (minute, ds, act)
     clients: Counter[str] = field(default_factory=Counter)
     ports: Counter[int] = field(default_factory=Counter)
@@ -90,7 +89,6 @@ class Group:
         self.last = max(self.last, cell[2])
         self.counts[action] += n
         self.datasets[dataset] += n
-        self.by_dataset[(dataset, action)] += n
         self.minutes[(minute, dataset, action)] += n
         if cell[3]:
             self.without_syn[action] += cell[3]
@@ -123,7 +121,6 @@ class Group:
         self.counts.update(other.counts)
         self.without_syn.update(other.without_syn)
         self.datasets.update(other.datasets)
-        self.by_dataset.update(other.by_dataset)
         self.minutes.update(other.minutes)
         for client, n in other.clients.items():
             if client in self.clients or len(self.clients) < MAX_CLIENTS:
@@ -150,7 +147,7 @@ class Group:
         if not self.silent:
             return max(self.datasets.values(), default=0)
         per: Counter[str] = Counter()
-        for (dataset, action), n in self.by_dataset.items():
+        for (_minute, dataset, action), n in self.minutes.items():
             if action not in self.silent:
                 per[dataset] += n
         return max(per.values(), default=0)

@@ -129,8 +129,6 @@ def rule_groups(
             traced=[(traced, in_window)]), None))
     for gate, last, cond in fwlink.gated_rejects(rulesets):
         key = fwlink.rule_key(gate)
-        if last.target != "reject":
-            continue  # a limit that leads to a drop sends no reset
         if {key, fwlink.rule_key(last)} & cited or (moved is not None and moved.get(key, 0) <= 0):
             continue
         packets = moved[key] if moved is not None else gate.packets or 0
